@@ -58,6 +58,10 @@ pub enum CarrierError {
     /// The operation does not exist on this carrier (e.g. subaccounts on Telnyx).
     #[error("not supported by this carrier: {0}")]
     Unsupported(&'static str),
+    /// The client was configured wrongly (a base URL that cannot be used, an unknown Twilio
+    /// region without an edge, a TLS set-up failure). Nothing was sent to the carrier.
+    #[error("invalid carrier client configuration: {0}")]
+    InvalidConfig(String),
 }
 
 impl CarrierError {
@@ -72,7 +76,8 @@ impl CarrierError {
             | Self::NotFound { .. }
             | Self::NotVoiceCapable { .. }
             | Self::Rejected { .. }
-            | Self::Unsupported(_) => Blame::Caller,
+            | Self::Unsupported(_)
+            | Self::InvalidConfig(_) => Blame::Caller,
         }
     }
 

@@ -1,12 +1,142 @@
-//! The carrier abstraction. (Crate documentation to be written with the clients.)
+//! The carrier abstraction: the object-safe [`Carrier`] trait and the real REST clients for
+//! Twilio ([`TwilioClient`], API 2010-04-01) and Telnyx ([`TelnyxClient`], API v2).
+//!
+//! The gateway picks a client per organization at run time, from the credentials it decrypted
+//! for that one call: [`CarrierClients::client`] turns [`CarrierCredentials`] into an
+//! `Arc<dyn Carrier>` that shares one HTTP connection pool with every other organization.
+//!
+//! # What this crate must not know
+//!
+//! Storage (where credentials and numbers are kept, the gateway's database), the gateway's own
+//! HTTP routes, webhooks and routing. It receives plaintext credentials only as
+//! [`telephony_vault::SecretString`], sends them only in the `Authorization` header, and never
+//! puts them in a log line, an error or a `Debug` print: requests are traced at `debug` with
+//! method, path, status and attempt only, and transport errors are stripped of their URL.
+//!
+//! # Errors
+//!
+//! Every call returns [`CarrierError`], which says who failed ([`CarrierError::blame`]) and
+//! whether sending the same request again may help ([`CarrierError::is_retryable`]): 401 (and a
+//! 403 that refuses the credentials) is `InvalidCredentials`, 404 `NotFound`, 429
+//! `RateLimited` with the carrier's `Retry-After`, 5xx / timeout / refused or dropped
+//! connection `Unavailable`, any other 4xx `Rejected` with the carrier's own code and message.
+//!
+//! # Retries
+//!
+//! Only idempotent requests are retried: reads, and updates that set absolute values (a
+//! number's voice URL, a call's `completed` status, a stopped recording). Requests that create
+//! something — buying a number, placing a call, starting a recording, creating a subaccount,
+//! redirecting a call to new instructions — are sent once, because after a timeout nobody knows
+//! whether the carrier acted, and a retry could buy or dial twice. Retries wait with exponential
+//! backoff and full jitter (a uniform wait below a ceiling that doubles each attempt, see
+//! [`RetryPolicy`]) so that many clients failing together do not return together; a 429's
+//! `Retry-After` is honoured instead, up to [`RetryPolicy::max_retry_after`]. Credential,
+//! not-found and rejected errors are never retried: the same request gets the same answer.
+//!
+//! # Twilio regions and edges
+//!
+//! With no custom base URL, [`TwilioConfig::api_base`] derives the host as Twilio documents it:
+//! `api.twilio.com` for the default `us1` region without an edge, `api.{edge}.{region}.twilio.com`
+//! otherwise (`api.dublin.ie1.twilio.com`, `api.sydney.au1.twilio.com`). A region other than
+//! `us1` without a configured edge gets its home edge, because Twilio retired the
+//! `api.{region}.twilio.com` form. A custom base URL (an emulator, a proxy) is used as is.
+//!
+//! # Telnyx calls and orders
+//!
+//! Live Telnyx calls mix the TeXML REST API (place, read, redirect: it needs the TeXML account
+//! SID in [`TelnyxCredentials::account_sid`]) and Call Control commands (hang up, record: the API
+//! key alone); [`TelnyxClient`] explains why. Telnyx number orders may complete later and stay
+//! [`Purchase::Pending`] until [`Carrier::purchase_status`] sees them done.
+//!
+//! # TLS
+//!
+//! One `reqwest::Client` over rustls with the `ring` provider and the Mozilla root store
+//! (`webpki-roots`), so the build carries a single crypto stack and does not depend on the
+//! host's certificate store. Redirects are not followed, so credentials never travel to a host
+//! the client was not configured for.
 
 mod error;
+mod http;
+mod telnyx;
+mod twilio;
 mod types;
 
+use std::sync::Arc;
+
 pub use error::{Blame, CarrierError};
+pub use http::{RetryPolicy, Timeouts, parse_retry_after};
+pub use telnyx::{TelnyxClient, TelnyxConfig, TelnyxCredentials};
+pub use twilio::{TwilioAuth, TwilioClient, TwilioConfig, TwilioCredentials};
 pub use types::*;
 
 use async_trait::async_trait;
+
+/// One organization's credentials for one carrier, decrypted for the moment of a call.
+#[derive(Debug, Clone)]
+pub enum CarrierCredentials {
+    /// A Twilio account.
+    Twilio(TwilioCredentials),
+    /// A Telnyx account.
+    Telnyx(TelnyxCredentials),
+}
+
+/// The factory the gateway keeps for its whole life: one HTTP connection pool and the carrier
+/// configurations, from which it builds a client per organization and call.
+#[derive(Clone, Debug)]
+pub struct CarrierClients {
+    http: reqwest::Client,
+    twilio: TwilioConfig,
+    twilio_base: url::Url,
+    telnyx: TelnyxConfig,
+}
+
+impl CarrierClients {
+    /// Builds the shared HTTP client and checks both configurations.
+    ///
+    /// # Errors
+    /// [`CarrierError::InvalidConfig`] when a configuration cannot be used (a Twilio region
+    /// without a known edge, a base URL that is not http(s)) or TLS cannot be set up.
+    pub fn new(twilio: TwilioConfig, telnyx: TelnyxConfig) -> Result<Self, CarrierError> {
+        let twilio_base = twilio.api_base()?;
+        telnyx.check()?;
+        // The pool is shared, so it takes the longer connect timeout; each request still
+        // carries its own carrier's request timeout.
+        let connect = twilio.timeouts.connect.max(telnyx.timeouts.connect);
+        Ok(Self {
+            http: http::build_client(connect)?,
+            twilio,
+            twilio_base,
+            telnyx,
+        })
+    }
+
+    /// A client for one organization's carrier account.
+    #[must_use]
+    pub fn client(&self, creds: CarrierCredentials) -> Arc<dyn Carrier> {
+        match creds {
+            CarrierCredentials::Twilio(creds) => Arc::new(self.twilio(creds)),
+            CarrierCredentials::Telnyx(creds) => Arc::new(self.telnyx(creds)),
+        }
+    }
+
+    /// A Twilio client, for the Twilio-only operations such as
+    /// [`TwilioClient::create_subaccount`].
+    #[must_use]
+    pub fn twilio(&self, creds: TwilioCredentials) -> TwilioClient {
+        TwilioClient::from_parts(
+            self.http.clone(),
+            self.twilio_base.clone(),
+            &self.twilio,
+            creds,
+        )
+    }
+
+    /// A Telnyx client.
+    #[must_use]
+    pub fn telnyx(&self, creds: TelnyxCredentials) -> TelnyxClient {
+        TelnyxClient::from_checked(self.http.clone(), &self.telnyx, creds)
+    }
+}
 
 /// One carrier account, reached with one organization's credentials.
 ///
@@ -110,6 +240,5 @@ pub trait Carrier: Send + Sync + std::fmt::Debug {
     ///
     /// # Errors
     /// [`CarrierError::NotFound`] for an unknown recording.
-    async fn stop_recording(&self, call_id: &str, recording_id: &str)
-    -> Result<(), CarrierError>;
+    async fn stop_recording(&self, call_id: &str, recording_id: &str) -> Result<(), CarrierError>;
 }
