@@ -36,18 +36,12 @@ impl SecretString {
         self.0.is_empty()
     }
 
-    /// Compares two secrets in time that does not depend on where they first differ.
+    /// Compares two secrets in time that does not depend on where they first differ (see
+    /// [`crate::constant_time_eq`]); only their lengths may show.
     #[must_use]
     pub fn ct_eq(&self, other: &Self) -> bool {
-        ring_ct_eq(self.0.as_bytes(), other.0.as_bytes())
+        crate::constant_time_eq(self.0.as_bytes(), other.0.as_bytes())
     }
-}
-
-fn ring_ct_eq(a: &[u8], b: &[u8]) -> bool {
-    // `ring` has no public constant-time compare in 0.17 beyond `constant_time::verify_slices_are_equal`,
-    // which is deprecated but still the audited implementation; lengths are not secret here.
-    #[allow(deprecated)]
-    ring::constant_time::verify_slices_are_equal(a, b).is_ok()
 }
 
 impl From<String> for SecretString {
