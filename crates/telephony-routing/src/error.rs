@@ -76,7 +76,7 @@ pub enum RoutingError {
         max: usize,
     },
     /// The value holds a character that is not allowed in it (white space, a control
-    /// character, non-ASCII, or `<`, `>`, `"` in a URL).
+    /// character, non-ASCII, `<`, `>`, `"` in a URL, or the `:` of a password in a SIP URI).
     #[error("{field} contains a character that is not allowed there")]
     ForbiddenCharacter {
         /// The offending field.

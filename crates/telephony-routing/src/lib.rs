@@ -45,7 +45,8 @@
 //!
 //! **No secrets in documents.** The carrier reads, and may log, the document. It carries the
 //! per-call token the gateway minted for the agent, never a carrier credential; a stream URL with
-//! `user:password@` is refused; a SIP agent gets the token only over `sips:`.
+//! `user:password@` is refused, and so is a SIP URI with a password; a SIP agent gets the token
+//! only over `sips:`.
 //!
 //! **One allocation per call.** The inputs are borrowed, the decision is `Copy`, and rendering
 //! writes into one `String` sized up front ([`Decision::render_into`] reuses a buffer).

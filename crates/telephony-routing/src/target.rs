@@ -163,8 +163,9 @@ impl<'a> StreamUrl<'a> {
     }
 }
 
-/// A checked `sip:` or `sips:` URI: visible ASCII, a host, at most [`MAX_SIP_URI_LEN`] bytes.
-/// It may already carry URI parameters (`;transport=tls`) and headers (`?X-Foo=bar`).
+/// A checked `sip:` or `sips:` URI: visible ASCII, a host, no password, at most
+/// [`MAX_SIP_URI_LEN`] bytes. It may already carry URI parameters (`;transport=tls`) and headers
+/// (`?X-Foo=bar`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct SipUri<'a> {
     text: &'a str,
@@ -177,8 +178,8 @@ impl<'a> SipUri<'a> {
     /// # Errors
     ///
     /// [`RoutingError::UnknownTargetScheme`] when it starts with neither `sip:` nor `sips:`;
-    /// [`RoutingError::TooLong`], [`RoutingError::ForbiddenCharacter`] or
-    /// [`RoutingError::MissingHost`] as their names say.
+    /// [`RoutingError::TooLong`], [`RoutingError::ForbiddenCharacter`] (also for a password,
+    /// `user:password@`) or [`RoutingError::MissingHost`] as their names say.
     pub fn parse(text: &'a str) -> Result<Self, RoutingError> {
         const FIELD: Field = Field::SipUri;
         let (rest, secure) = match strip_prefix_ignore_case(text, "sips:") {
@@ -199,9 +200,18 @@ impl<'a> SipUri<'a> {
         // RFC 3261: sip:[user[:password]@]host[:port][;params][?headers]. The user part may
         // not contain an unescaped `;` or `?`, so the host part ends at the first of them.
         let before_params = rest.split([';', '?']).next().unwrap_or_default();
-        let host_port = before_params.rsplit('@').next().unwrap_or_default();
+        let (userinfo, host_port) = before_params
+            .rsplit_once('@')
+            .unwrap_or(("", before_params));
         if host_port.is_empty() || host_port.starts_with(':') {
             return Err(RoutingError::MissingHost { field: FIELD });
+        }
+        // `user:password@`: the password would be in the document the carrier reads and logs,
+        // and in every `Debug` of the decision. Twilio's `<Sip>` takes credentials as
+        // attributes, and RFC 3261 advises against passwords in the URI; an escaped `%3A` is
+        // part of the user name and stays allowed.
+        if userinfo.contains(':') {
+            return Err(RoutingError::ForbiddenCharacter { field: FIELD });
         }
         Ok(Self { text, secure })
     }

@@ -471,6 +471,48 @@ fn invalid_agent_targets_are_refused() {
     );
 }
 
+/// Regression: a SIP target with a password (`sip:user:password@host`) was accepted, so the
+/// password went into the document the carrier reads and logs, and into the decision's `Debug`,
+/// although a stream URL with credentials is refused for exactly that reason.
+#[test]
+fn a_sip_uri_with_a_password_is_refused() {
+    for target in [
+        "sip:alice:s3cret@pbx.example.com",
+        "sips:alice:s3cret@pbx.example.com:5061;transport=tls",
+        "sip:alice:@pbx.example.com",
+    ] {
+        assert_eq!(
+            telephony_routing::AgentTarget::parse(target),
+            Err(RoutingError::ForbiddenCharacter {
+                field: telephony_routing::Field::SipUri,
+            }),
+            "{target}"
+        );
+        let (reason, outcome, cause, twiml, texml) = run(&with_target(target));
+        assert_eq!(
+            cause,
+            Cause::InvalidAgentTarget(RoutingError::ForbiddenCharacter {
+                field: telephony_routing::Field::SipUri,
+            }),
+            "{target}"
+        );
+        assert_eq!(outcome, Outcome::SaidUnavailable, "{target}");
+        for text in [reason, twiml, texml] {
+            assert!(!text.contains("s3cret"), "{text}");
+        }
+    }
+    // A port, URI parameters and headers with colons are not a password.
+    for target in [
+        "sip:alice@pbx.example.com:5060",
+        "sips:alice@pbx.example.com:5061;transport=tls?X-Note=a:b",
+        "sip:pbx.example.com:5060",
+        "sip:alice%3Abob@pbx.example.com",
+    ] {
+        let (_, outcome, _, _, _) = run(&with_target(target));
+        assert_eq!(outcome, Outcome::ConnectedSip, "{target}");
+    }
+}
+
 #[test]
 fn invalid_fallbacks_are_skipped_and_reported() {
     let mut c = case();

@@ -16,6 +16,11 @@ use crate::{SecretString, VaultError};
 /// Length of a master key: AES-256.
 pub const KEY_LEN: usize = 32;
 
+/// The comment that opens a key file written by the vault.
+const SPEC_HEADER: &str = "# telephony-gateway vault master keys: `<version>:<base64 of 32 bytes>`.\n\
+     # The highest version encrypts unless an `active=<version>` line names another.\n\
+     # Keep this file private (mode 0600) and backed up: a lost key loses every secret it wrapped.\n";
+
 /// Who a ciphertext belongs to. It is bound to the ciphertext as AES-GCM associated data, so a
 /// ciphertext copied into another organization's row, another connection, or another field of
 /// the same row (an API key secret pasted into the auth-token column) fails to decrypt.
@@ -356,11 +361,10 @@ impl KeyRing {
     /// The ring in the key-file syntax (see [`KeyRing::from_base64_keys`]). The text holds the
     /// keys, hence `Zeroizing`.
     pub(crate) fn to_spec(&self) -> Zeroizing<String> {
-        let mut out = Zeroizing::new(String::from(
-            "# telephony-gateway vault master keys: `<version>:<base64 of 32 bytes>`.\n\
-             # The highest version encrypts unless an `active=<version>` line names another.\n\
-             # Keep this file private (mode 0600) and backed up: a lost key loses every secret it wrapped.\n",
-        ));
+        // Sized up front: a `String` that grows frees its old buffer without zeroing it, which
+        // would leave copies of the keys written so far on the heap.
+        let mut out = Zeroizing::new(String::with_capacity(self.spec_capacity()));
+        out.push_str(SPEC_HEADER);
         for (version, key) in &self.inner.keys {
             out.push_str(&version.to_string());
             out.push(':');
@@ -373,6 +377,14 @@ impl KeyRing {
             out.push('\n');
         }
         out
+    }
+
+    /// An upper bound of the length of [`KeyRing::to_spec`]: the header, one line per key
+    /// (version, `:`, base64 of 32 bytes, newline) and the `active=` line.
+    fn spec_capacity(&self) -> usize {
+        const VERSION_DIGITS: usize = 10; // u32::MAX
+        const KEY_LINE: usize = VERSION_DIGITS + 1 + KEY_LEN.div_ceil(3) * 4 + 1;
+        SPEC_HEADER.len() + self.inner.keys.len() * KEY_LINE + "active=\n".len() + VERSION_DIGITS
     }
 
     fn newest_version(&self) -> u32 {
@@ -480,6 +492,30 @@ mod tests {
             checked += 1;
         }
         assert!(checked >= 3, "only {checked} vectors found");
+    }
+
+    /// Regression: the key-file text grew while keys were appended, and each reallocation
+    /// freed a buffer holding key material without zeroing it. The text must fit the capacity
+    /// reserved up front, so it never reallocates.
+    #[test]
+    fn key_file_text_never_reallocates_and_leaves_no_unzeroed_key_copies() {
+        let mut ring =
+            KeyRing::from_base64_keys("4294967290:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")
+                .expect("spec");
+        for _ in 0..4 {
+            ring = ring.with_staged_key().expect("stage");
+        }
+        let ring = ring.with_active_version(4_294_967_290).expect("activate");
+        let spec = ring.to_spec();
+        assert!(
+            spec.contains("active=4294967290\n"),
+            "{}",
+            spec.lines().count()
+        );
+        assert_eq!(spec.capacity(), ring.spec_capacity());
+        assert!(spec.len() <= spec.capacity());
+        let single = KeyRing::generate().expect("ring");
+        assert_eq!(single.to_spec().capacity(), single.spec_capacity());
     }
 
     fn parse_block(block: &str) -> Vec<(&str, &str)> {

@@ -60,6 +60,14 @@ impl PublicKey {
         &self.0
     }
 
+    /// Whether this is the encoding of a point of small order, whatever its sign bit: such a
+    /// key verifies forged signatures, so [`verify`] never uses it.
+    fn has_small_order(&self) -> bool {
+        let mut y = self.0;
+        y[PUBLIC_KEY_LEN - 1] &= 0x7f;
+        SMALL_ORDER_ENCODINGS.contains(&y)
+    }
+
     /// The standard-base64 form, as the portal shows it.
     #[must_use]
     pub fn to_base64(&self) -> String {
@@ -86,7 +94,8 @@ impl fmt::Debug for PublicKey {
 /// [`VerifyError::MissingHeader`], [`VerifyError::MalformedTimestamp`],
 /// [`VerifyError::StaleTimestamp`], [`VerifyError::FutureTimestamp`],
 /// [`VerifyError::MalformedSignature`] (not base64 of 64 bytes),
-/// [`VerifyError::NoVerificationKeys`] or [`VerifyError::BadSignature`], checked in that order.
+/// [`VerifyError::NoVerificationKeys`] (no key, or only keys of small order, which would accept
+/// forgeries) or [`VerifyError::BadSignature`], checked in that order.
 pub fn verify(
     body: &[u8],
     signature_header: Option<&str>,
@@ -109,17 +118,54 @@ pub fn verify(
                 reason,
             }
         })?;
-    if keys.is_empty() {
+    // A small-order key is skipped, never used: ring, like most Ed25519 verifiers, accepts a
+    // signature with `R = [S]B` under such a key for any message (always for the identity, one
+    // try in 2, 4 or 8 for the others), so it would verify forgeries. Operators paste keys, and
+    // an all-zero placeholder is one of them.
+    if keys.iter().all(PublicKey::has_small_order) {
         return Err(VerifyError::NoVerificationKeys);
     }
     let message = signed_message(timestamp, body);
     keys.iter()
         .position(|key| {
-            UnparsedPublicKey::new(&ED25519, key.as_bytes())
-                .verify(&message, &signature)
-                .is_ok()
+            !key.has_small_order()
+                && UnparsedPublicKey::new(&ED25519, key.as_bytes())
+                    .verify(&message, &signature)
+                    .is_ok()
         })
         .ok_or(VerifyError::BadSignature)
+}
+
+/// The encodings of the eight points of small order (1, 2, 4 or 8) on Ed25519, without the
+/// sign bit of x: y = 0, 1, the two order-8 values, p − 1, and the non-canonical p and p + 1.
+/// The same list as libsodium's `has_small_order`.
+const SMALL_ORDER_ENCODINGS: [[u8; PUBLIC_KEY_LEN]; 7] = [
+    [0; PUBLIC_KEY_LEN],
+    [
+        1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0,
+    ],
+    [
+        0x26, 0xe8, 0x95, 0x8f, 0xc2, 0xb2, 0x27, 0xb0, 0x45, 0xc3, 0xf4, 0x89, 0xf2, 0xef, 0x98,
+        0xf0, 0xd5, 0xdf, 0xac, 0x05, 0xd3, 0xc6, 0x33, 0x39, 0xb1, 0x38, 0x02, 0x88, 0x6d, 0x53,
+        0xfc, 0x05,
+    ],
+    [
+        0xc7, 0x17, 0x6a, 0x70, 0x3d, 0x4d, 0xd8, 0x4f, 0xba, 0x3c, 0x0b, 0x76, 0x0d, 0x10, 0x67,
+        0x0f, 0x2a, 0x20, 0x53, 0xfa, 0x2c, 0x39, 0xcc, 0xc6, 0x4e, 0xc7, 0xfd, 0x77, 0x92, 0xac,
+        0x03, 0x7a,
+    ],
+    p_plus(0xec),
+    p_plus(0xed),
+    p_plus(0xee),
+];
+
+/// The little-endian encoding of 2^255 − 19 + (`low` − 0xed), for the three values near p.
+const fn p_plus(low: u8) -> [u8; PUBLIC_KEY_LEN] {
+    let mut out = [0xff; PUBLIC_KEY_LEN];
+    out[0] = low;
+    out[PUBLIC_KEY_LEN - 1] = 0x7f;
+    out
 }
 
 fn check_timestamp(header: &str, now: SystemTime, tolerance: Duration) -> Result<(), VerifyError> {

@@ -95,7 +95,8 @@ pub fn sign_json_body(url: &str, body: &[u8], token: &SecretString) -> (String, 
 /// # Errors
 ///
 /// [`VerifyError::MissingHeader`], [`VerifyError::MalformedSignature`] (not base64 of 20
-/// bytes), [`VerifyError::NoVerificationKeys`] (empty `tokens`), [`VerifyError::BadUrl`] or
+/// bytes), [`VerifyError::NoVerificationKeys`] (no non-empty token in `tokens`: an empty token
+/// is a missing credential, never a key), [`VerifyError::BadUrl`] or
 /// [`VerifyError::BadSignature`].
 pub fn verify<K: AsRef<str>, V: AsRef<str>>(
     url: &str,
@@ -104,7 +105,7 @@ pub fn verify<K: AsRef<str>, V: AsRef<str>>(
     tokens: &[&SecretString],
 ) -> Result<usize, VerifyError> {
     let expected = decode_signature(signature_header)?;
-    if tokens.is_empty() {
+    if !has_usable_token(tokens) {
         return Err(VerifyError::NoVerificationKeys);
     }
     let parts = UrlParts::parse(url)?;
@@ -127,7 +128,7 @@ pub fn verify_json_body(
     tokens: &[&SecretString],
 ) -> Result<usize, VerifyError> {
     let expected = decode_signature(signature_header)?;
-    if tokens.is_empty() {
+    if !has_usable_token(tokens) {
         return Err(VerifyError::NoVerificationKeys);
     }
     let parts = UrlParts::parse(url)?;
@@ -153,7 +154,9 @@ fn match_any(
         None => None,
     };
     let mut message = String::with_capacity(parts.url.len() + 8 + params_text.len());
-    for (index, token) in tokens.iter().enumerate() {
+    // An empty token is skipped, not used as an empty HMAC key: anyone can compute a signature
+    // under the empty key, so an organization whose token is missing would accept forgeries.
+    for (index, token) in tokens.iter().enumerate().filter(|(_, t)| !t.is_empty()) {
         let key = hmac_key(token);
         for form in [Some(parts), normalized_parts.as_ref()]
             .into_iter()
@@ -170,6 +173,11 @@ fn match_any(
         }
     }
     Err(VerifyError::BadSignature)
+}
+
+/// Whether at least one token can verify: an empty one is a missing credential.
+fn has_usable_token(tokens: &[&SecretString]) -> bool {
+    tokens.iter().any(|token| !token.is_empty())
 }
 
 fn hmac_key(token: &SecretString) -> hmac::Key {

@@ -176,3 +176,72 @@ fn every_failure_has_its_own_message() {
     "#]]
     .assert_debug_eq(&messages);
 }
+
+/// Regression: a small-order public key (the identity `AQAA…`, the all-zero placeholder, …)
+/// verifies forged signatures. With the identity, `R = B` (the base point) and `S = 1` satisfy
+/// `[S]B = R + [k]A` for every message, so any body and timestamp were accepted.
+#[test]
+fn a_small_order_public_key_never_verifies_a_forgery() {
+    use base64::Engine as _;
+    let mut forged = [0u8; 64];
+    // The encoding of the base point B, then the scalar 1.
+    forged[0] = 0x58;
+    forged[1..32].fill(0x66);
+    forged[32] = 1;
+    let forged = base64::engine::general_purpose::STANDARD.encode(forged);
+    let mut identity = [0u8; 32];
+    identity[0] = 1;
+    let identity = telnyx::PublicKey::from_bytes(identity);
+    let genuine = telnyx::Signer::generate().expect("signer");
+    for body in [BODY, b"{\"forged\":true}".as_slice()] {
+        let verify = |keys: &[telnyx::PublicKey]| {
+            telnyx::verify(
+                body,
+                Some(&forged),
+                Some("1800000000"),
+                keys,
+                at(1_800_000_000),
+                telnyx::DEFAULT_TOLERANCE,
+            )
+        };
+        assert_eq!(
+            verify(&[identity]),
+            Err(VerifyError::NoVerificationKeys),
+            "only a small-order key"
+        );
+        assert_eq!(
+            verify(&[identity, genuine.public_key()]),
+            Err(VerifyError::BadSignature)
+        );
+    }
+    // Every small-order encoding, with either sign bit, is refused the same way.
+    for hex in [
+        "0000000000000000000000000000000000000000000000000000000000000000",
+        "0100000000000000000000000000000000000000000000000000000000000000",
+        "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",
+        "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
+        "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+        "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+        "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+    ] {
+        let mut key = [0u8; 32];
+        for (i, byte) in key.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).expect("hex");
+        }
+        for sign in [0, 0x80] {
+            key[31] = (key[31] & 0x7f) | sign;
+            assert_eq!(
+                telnyx::verify(
+                    BODY,
+                    Some(&forged),
+                    Some("1800000000"),
+                    &[telnyx::PublicKey::from_bytes(key)],
+                    at(1_800_000_000),
+                    telnyx::DEFAULT_TOLERANCE,
+                ),
+                Err(VerifyError::NoVerificationKeys),
+                "{hex} sign {sign:#x}"
+            );
+        }
+    }
+}

@@ -197,3 +197,36 @@ fn every_failure_has_its_own_message() {
     .assert_debug_eq(&messages);
     assert!(messages.iter().all(|m| !m.contains("token")));
 }
+
+/// Regression: an empty auth token (a connection whose token is missing) was used as an empty
+/// HMAC key, so anyone could sign a forged webhook with the empty key and have it accepted.
+#[test]
+fn an_empty_auth_token_never_verifies_a_forgery() {
+    let empty = SecretString::new("");
+    let real = SecretString::new("real-token");
+    let forged = twilio::sign(URL, &params(), &empty);
+    assert_eq!(
+        twilio::verify(URL, &params(), Some(&forged), &[&empty]),
+        Err(VerifyError::NoVerificationKeys)
+    );
+    assert_eq!(
+        twilio::verify(URL, &params(), Some(&forged), &[&empty, &real]),
+        Err(VerifyError::BadSignature)
+    );
+    // A real token next to an empty one still verifies, and keeps its index.
+    let genuine = twilio::sign(URL, &params(), &real);
+    assert_eq!(
+        twilio::verify(URL, &params(), Some(&genuine), &[&empty, &real]),
+        Ok(1)
+    );
+    let body = br#"{"CallSid":"CA1"}"#;
+    let (url, forged_json) = twilio::sign_json_body(URL, body, &empty);
+    assert_eq!(
+        twilio::verify_json_body(&url, body, Some(&forged_json), &[&empty]),
+        Err(VerifyError::NoVerificationKeys)
+    );
+    assert_eq!(
+        twilio::verify_json_body(&url, body, Some(&forged_json), &[&empty, &real]),
+        Err(VerifyError::BadSignature)
+    );
+}
