@@ -1,1 +1,26 @@
-//! Being written.
+//! Database migrations of the telephony gateway, for SQLite (the embedded default) and
+//! PostgreSQL (several gateway instances sharing one server).
+//!
+//! The schema is written once with sea-query's builder so the same migration runs on both
+//! back ends. Every identifier column is text (UUIDs rendered as strings) and every JSON column
+//! is text holding serialized JSON, so nothing depends on a back end's native UUID or JSON type.
+//!
+//! This crate knows table and column names and nothing else: no entity, no workflow, no
+//! carrier. Only `telephony-registry` reads or writes these tables. Migrations are append-only:
+//! a released migration is never edited, a change is a new `mYYYYMMDD_NNNNNN_name.rs` file.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261121_000001_create_registry;
+
+/// Applies the registry schema. `Migrator::up(db, None)` applies every pending migration and is
+/// a no-op on an up-to-date database.
+#[derive(Debug)]
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261121_000001_create_registry::Migration)]
+    }
+}

@@ -1,1 +1,75 @@
-//! Being written.
+//! The number registry of the telephony gateway: organizations and their API keys, carrier
+//! connections with their encrypted credentials, imported phone numbers, voice agents, the
+//! audit log of carrier calls, call records, and the workflows that change a carrier account
+//! and the database together (connect, rotate, import, switch mode, remove, disconnect,
+//! diagnose, detect drift, recover).
+//!
+//! # Data model
+//!
+//! | table | what it holds |
+//! | --- | --- |
+//! | `organizations` | tenants |
+//! | `api_keys` | SHA-256 of each key (the key itself is shown once), revocation time |
+//! | `connections` | a carrier account of an organization: provider, non-secret ids (Account SID, TeXML application id, region, API key SID, Telnyx public key), vault ciphertexts of the secrets, the previous signing key and when it stops verifying, `active`/`degraded` |
+//! | `numbers` | imported numbers; `e164` is UNIQUE across all organizations; webhook mode, status (`importing`/`active`/`removing`), the saved and the applied inbound configuration as JSON |
+//! | `agents` | where calls go (media stream URL or SIP URI), fallback number, concurrency limit |
+//! | `audit_log` | every carrier call made for an organization: when, action, number, whether it changed the account, outcome code; never a secret or a carrier message |
+//! | `call_records` | calls by (provider, carrier call id): direction, status, duration, times |
+//! | `operations` | workflows in flight (see below) |
+//! | `webhook_idempotency` | the first answer to a webhook, by (provider, key), insert-if-absent |
+//! | `active_calls` | calls in progress, counted for admission control |
+//!
+//! # Intent and recovery
+//!
+//! A workflow that changes both the carrier account and the database (import in `managed`
+//! mode, mode switches, removal, and so disconnection) records an `operations` row before its
+//! first carrier call and deletes it in the transaction of its last database write. A carrier
+//! error midway is resolved at once; a process that dies between two steps, or a database write
+//! that fails after a successful carrier change, leaves the row, and
+//! [`Registry::recover_pending_operations`] (called at start and periodically) resolves it.
+//! Resolution reads the carrier, because only the carrier knows what it did, and goes one fixed
+//! way per kind:
+//!
+//! | kind | direction | what it does |
+//! | --- | --- | --- |
+//! | import, switch to `managed` | undo | if the carrier holds the gateway's configuration, put the saved one back; drop the `importing` row |
+//! | switch to `outbound_only`, remove | finish | if the carrier still holds the gateway's configuration, restore the saved one; update or delete the row |
+//!
+//! Undoing a change to the customer's account and finishing a restoration of it are the two
+//! directions that never leave a number pointing somewhere its owner did not choose. A carrier
+//! that cannot be reached leaves the operation for the next attempt; one that refuses for good
+//! (a 4xx) ends it with the number as it was. Recovery skips operations younger than
+//! [`RegistryConfig::stale_operation_after`] (another instance may be running them) and claims
+//! each one with a compare-and-set, so two instances never resolve the same operation.
+//!
+//! # Invariants
+//!
+//! - Only this crate names sea-orm; the public API speaks in [`model`] types.
+//! - Nothing lives in process memory: several gateway instances share one PostgreSQL, so
+//!   uniqueness, idempotency, admission counts and operations are all rows.
+//! - A secret is plaintext only inside a [`telephony_vault::SecretString`], for the moment of
+//!   a carrier call; it never reaches a log line, an error message, an audit entry or `Debug`.
+//! - Errors never reveal another organization's data: a number imported elsewhere is only
+//!   `number_already_imported`, another organization's id is `not_found`.
+//! - The gateway never releases an imported number at the carrier.
+//!
+//! # What it must not know
+//!
+//! HTTP routes, webhook signature formats, TwiML or routing policy: those belong to the service,
+//! webhook and routing crates. It reaches carriers only through the [`telephony_carrier::Carrier`]
+//! trait, built by a [`ClientFactory`].
+
+mod agents;
+mod calls;
+mod connections;
+mod entity;
+mod error;
+pub mod model;
+mod numbers;
+mod ops;
+mod orgs;
+mod registry;
+
+pub use error::{RegistryError, Result};
+pub use model::*;
+pub use registry::{ClientFactory, Registry, RegistryConfig};

@@ -1,0 +1,271 @@
+//! What the service stores on the call path: call records, webhook idempotency and the active
+//! calls counted for admission control. All of it lives in the database, never in process
+//! memory, because several gateway instances behind a load balancer share one PostgreSQL and a
+//! retried webhook may reach another instance.
+
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, sea_query::Expr,
+};
+use telephony_carrier::Provider;
+
+use crate::entity::{active_call, audit, call_record, idempotency, number};
+use crate::error::{RegistryError, Result};
+use crate::model::{Admission, AuditEntry, CallAdmission, CallRecord, CallUpdate};
+use crate::registry::{Registry, new_id, now};
+
+fn record_from_row(row: call_record::Model) -> CallRecord {
+    CallRecord {
+        id: row.id,
+        org_id: row.org_id,
+        provider: row.provider,
+        carrier_call_id: row.carrier_call_id,
+        number: row.number,
+        direction: row.direction,
+        status: row.status,
+        duration_secs: row.duration_secs.and_then(|d| u64::try_from(d).ok()),
+        started_at: row.started_at,
+        ended_at: row.ended_at,
+    }
+}
+
+impl Registry {
+    /// The organization's audit log, newest first, at most `limit` entries.
+    ///
+    /// # Errors
+    /// [`RegistryError::Database`].
+    pub async fn audit_log(&self, org_id: &str, limit: u64) -> Result<Vec<AuditEntry>> {
+        let rows = audit::Entity::find()
+            .filter(audit::Column::OrgId.eq(org_id))
+            .order_by_desc(audit::Column::Id)
+            .limit(limit)
+            .all(&self.db)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| AuditEntry {
+                id: row.id,
+                at: row.at,
+                action: row.action,
+                number: row.number,
+                connection_id: row.connection_id,
+                changed_account: row.changed_account,
+                outcome: row.outcome,
+            })
+            .collect())
+    }
+
+    /// Records a call or updates its record (keyed by provider and carrier call id), and notes
+    /// the time on the number for diagnostics. Status callbacks arrive in any order and more
+    /// than once, so this is an upsert.
+    ///
+    /// # Errors
+    /// [`RegistryError::Database`].
+    pub async fn record_call(&self, update: CallUpdate) -> Result<CallRecord> {
+        let duration = update
+            .duration_secs
+            .map(|d| i64::try_from(d).unwrap_or(i64::MAX));
+        let at = now();
+        let find = || {
+            call_record::Entity::find()
+                .filter(call_record::Column::Provider.eq(update.provider.as_str()))
+                .filter(call_record::Column::CarrierCallId.eq(update.carrier_call_id.as_str()))
+        };
+        let record = match find().one(&self.db).await? {
+            Some(row) => self.update_call_row(row, &update, duration).await?,
+            None => {
+                let insert = call_record::ActiveModel {
+                    id: Set(new_id()),
+                    org_id: Set(update.org_id.clone()),
+                    provider: Set(update.provider.as_str().to_owned()),
+                    carrier_call_id: Set(update.carrier_call_id.clone()),
+                    number: Set(update.number.clone()),
+                    direction: Set(update.direction.as_str().to_owned()),
+                    status: Set(update.status.clone()),
+                    duration_secs: Set(duration),
+                    started_at: Set(at),
+                    ended_at: Set(update.ended_at),
+                    updated_at: Set(at),
+                }
+                .insert(&self.db)
+                .await;
+                match insert {
+                    Ok(row) => row,
+                    // Another instance recorded the same call in between: update that row.
+                    Err(error) if is_unique_violation(&error) => {
+                        let row = find()
+                            .one(&self.db)
+                            .await?
+                            .ok_or(RegistryError::Database(error))?;
+                        self.update_call_row(row, &update, duration).await?
+                    }
+                    Err(error) => return Err(error.into()),
+                }
+            }
+        };
+        number::Entity::update_many()
+            .col_expr(number::Column::LastCallAt, Expr::value(Some(at)))
+            .filter(number::Column::E164.eq(update.number.as_str()))
+            .filter(number::Column::OrgId.eq(update.org_id.as_str()))
+            .exec(&self.db)
+            .await?;
+        Ok(record_from_row(record))
+    }
+
+    async fn update_call_row(
+        &self,
+        row: call_record::Model,
+        update: &CallUpdate,
+        duration: Option<i64>,
+    ) -> Result<call_record::Model> {
+        let mut active: call_record::ActiveModel = row.into();
+        active.status = Set(update.status.clone());
+        if duration.is_some() {
+            active.duration_secs = Set(duration);
+        }
+        if update.ended_at.is_some() {
+            active.ended_at = Set(update.ended_at);
+        }
+        active.updated_at = Set(now());
+        Ok(active.update(&self.db).await?)
+    }
+
+    /// The organization's call records, newest first.
+    ///
+    /// # Errors
+    /// [`RegistryError::Database`].
+    pub async fn list_calls(&self, org_id: &str, limit: u64) -> Result<Vec<CallRecord>> {
+        let rows = call_record::Entity::find()
+            .filter(call_record::Column::OrgId.eq(org_id))
+            .order_by_desc(call_record::Column::StartedAt)
+            .limit(limit)
+            .all(&self.db)
+            .await?;
+        Ok(rows.into_iter().map(record_from_row).collect())
+    }
+
+    /// Webhook idempotency: stores `response_body` as the answer to (`provider`, `key`) unless
+    /// an answer is already stored, and returns the stored answer. A retried webhook, on any
+    /// instance, gets the first answer. `key` is the carrier's idempotency key, CallSid plus
+    /// status, or event id, as the service chooses.
+    ///
+    /// # Errors
+    /// [`RegistryError::Database`].
+    pub async fn remember_response(
+        &self,
+        provider: Provider,
+        key: &str,
+        response_body: &str,
+    ) -> Result<String> {
+        idempotency::Entity::insert(idempotency::ActiveModel {
+            provider: Set(provider.as_str().to_owned()),
+            idempotency_key: Set(key.to_owned()),
+            response_body: Set(response_body.to_owned()),
+            created_at: Set(now()),
+        })
+        .on_conflict_do_nothing()
+        .exec_without_returning(&self.db)
+        .await?;
+        let stored =
+            idempotency::Entity::find_by_id((provider.as_str().to_owned(), key.to_owned()))
+                .one(&self.db)
+                .await?
+                .ok_or(RegistryError::Conflict(
+                    "idempotency record vanished".into(),
+                ))?;
+        Ok(stored.response_body)
+    }
+
+    /// The answer already stored for (`provider`, `key`), if any.
+    ///
+    /// # Errors
+    /// [`RegistryError::Database`].
+    pub async fn stored_response(&self, provider: Provider, key: &str) -> Result<Option<String>> {
+        Ok(
+            idempotency::Entity::find_by_id((provider.as_str().to_owned(), key.to_owned()))
+                .one(&self.db)
+                .await?
+                .map(|row| row.response_body),
+        )
+    }
+
+    /// Admission control: counts the call against its agent's concurrency limit, across every
+    /// gateway instance. The call's row is inserted first and the count taken after, so two
+    /// racing calls can both be refused at the limit but never both admitted past it.
+    ///
+    /// # Errors
+    /// [`RegistryError::Database`].
+    pub async fn admit_call(&self, call: &CallAdmission) -> Result<Admission> {
+        let inserted = active_call::Entity::insert(active_call::ActiveModel {
+            provider: Set(call.provider.as_str().to_owned()),
+            carrier_call_id: Set(call.carrier_call_id.clone()),
+            org_id: Set(call.org_id.clone()),
+            number_id: Set(call.number_id.clone()),
+            agent_id: Set(call.agent_id.clone()),
+            started_at: Set(now()),
+        })
+        .on_conflict_do_nothing()
+        .exec_without_returning(&self.db)
+        .await?;
+        // A conflict shows as `Conflicted` or as zero rows inserted, depending on the back end.
+        if matches!(
+            inserted,
+            sea_orm::TryInsertResult::Conflicted | sea_orm::TryInsertResult::Inserted(0)
+        ) {
+            return Ok(Admission::AlreadyAdmitted);
+        }
+        let (Some(agent_id), Some(limit)) = (&call.agent_id, call.limit) else {
+            return Ok(Admission::Admitted);
+        };
+        let active = self.active_calls_for_agent(agent_id).await?;
+        if active > u64::from(limit) {
+            self.end_active_call(call.provider, &call.carrier_call_id)
+                .await?;
+            return Ok(Admission::AtCapacity);
+        }
+        Ok(Admission::Admitted)
+    }
+
+    /// Stops counting a call (it ended). Ending an unknown call is harmless.
+    ///
+    /// # Errors
+    /// [`RegistryError::Database`].
+    pub async fn end_active_call(&self, provider: Provider, carrier_call_id: &str) -> Result<()> {
+        active_call::Entity::delete_by_id((
+            provider.as_str().to_owned(),
+            carrier_call_id.to_owned(),
+        ))
+        .exec(&self.db)
+        .await?;
+        Ok(())
+    }
+
+    /// How many calls the agent has now.
+    ///
+    /// # Errors
+    /// [`RegistryError::Database`].
+    pub async fn active_calls_for_agent(&self, agent_id: &str) -> Result<u64> {
+        Ok(active_call::Entity::find()
+            .filter(active_call::Column::AgentId.eq(agent_id))
+            .count(&self.db)
+            .await?)
+    }
+
+    /// How many calls the number has now.
+    ///
+    /// # Errors
+    /// [`RegistryError::Database`].
+    pub async fn active_calls_for_number(&self, number_id: &str) -> Result<u64> {
+        Ok(active_call::Entity::find()
+            .filter(active_call::Column::NumberId.eq(number_id))
+            .count(&self.db)
+            .await?)
+    }
+}
+
+pub(crate) fn is_unique_violation(error: &sea_orm::DbErr) -> bool {
+    matches!(
+        error.sql_err(),
+        Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+    )
+}

@@ -1,0 +1,821 @@
+//! Imported numbers: the import picker, import, assignment, webhook mode switches, removal,
+//! diagnostics and drift detection. Every workflow that changes both the carrier account and
+//! the database goes through the intent protocol of [`crate::ops`].
+
+use std::collections::HashSet;
+
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder,
+    TransactionTrait,
+};
+use telephony_carrier::{
+    CarrierError, E164, InboundConfig, Provider, TelnyxVoiceConfig, TwilioVoiceConfig,
+};
+
+use crate::entity::{connection, number};
+use crate::error::{RegistryError, Result};
+use crate::model::{
+    AccountNumber, Applied, Check, Diagnostics, Drift, ImportRequest, Number, NumberStatus,
+    PlannedChange, RemoveReport, WebhookMode,
+};
+use crate::ops::{OpKind, OpPayload, Resolution};
+use crate::registry::{Registry, Scope, new_id, now, provider_of};
+
+pub(crate) fn to_json(config: &InboundConfig) -> Result<String> {
+    serde_json::to_string(config).map_err(|e| RegistryError::Corrupt(e.to_string()))
+}
+
+pub(crate) fn from_json(text: Option<&str>) -> Result<Option<InboundConfig>> {
+    text.map(|t| serde_json::from_str(t).map_err(|e| RegistryError::Corrupt(e.to_string())))
+        .transpose()
+}
+
+pub(crate) fn number_from_row(row: number::Model) -> Result<Number> {
+    Ok(Number {
+        saved_inbound: from_json(row.saved_inbound.as_deref())?,
+        applied_inbound: from_json(row.applied_inbound.as_deref())?,
+        webhook_mode: WebhookMode::parse(&row.webhook_mode)?,
+        status: NumberStatus::parse(&row.status)?,
+        id: row.id,
+        org_id: row.org_id,
+        connection_id: row.connection_id,
+        e164: row.e164,
+        nickname: row.nickname,
+        carrier_id: row.carrier_id,
+        agent_id: row.agent_id,
+        last_call_at: row.last_call_at,
+        created_at: row.created_at,
+    })
+}
+
+fn parse_e164(text: &str) -> Result<E164> {
+    E164::parse(text.trim()).map_err(|_| RegistryError::InvalidPhoneNumber)
+}
+
+fn empty(value: Option<&String>) -> Option<&str> {
+    value.map(String::as_str).filter(|v| !v.is_empty())
+}
+
+/// Whether two configurations send calls to the same place. Only the fields that decide where
+/// a call goes are compared: carriers fill in defaults (methods) that the gateway did not set.
+pub(crate) fn same_routing(a: &InboundConfig, b: &InboundConfig) -> bool {
+    match (a, b) {
+        (InboundConfig::Twilio(a), InboundConfig::Twilio(b)) => {
+            empty(a.voice_url.as_ref()) == empty(b.voice_url.as_ref())
+                && empty(a.voice_application_sid.as_ref())
+                    == empty(b.voice_application_sid.as_ref())
+                && empty(a.trunk_sid.as_ref()) == empty(b.trunk_sid.as_ref())
+        }
+        (InboundConfig::Telnyx(a), InboundConfig::Telnyx(b)) => {
+            empty(a.connection_id.as_ref()) == empty(b.connection_id.as_ref())
+        }
+        _ => false,
+    }
+}
+
+impl Registry {
+    /// The inbound configuration a `managed` number of this connection gets.
+    pub(crate) fn managed_config(&self, row: &connection::Model) -> Result<InboundConfig> {
+        let base = &self.config.public_base_url;
+        match provider_of(row)? {
+            Provider::Twilio => Ok(InboundConfig::Twilio(TwilioVoiceConfig {
+                voice_url: Some(format!("{base}/webhooks/twilio/voice")),
+                voice_method: Some("POST".to_owned()),
+                voice_fallback_url: Some(format!("{base}/webhooks/twilio/fallback")),
+                voice_fallback_method: Some("POST".to_owned()),
+                status_callback: Some(format!("{base}/webhooks/twilio/status")),
+                status_callback_method: Some("POST".to_owned()),
+                // Either would take precedence over the voice URL at Twilio.
+                voice_application_sid: None,
+                trunk_sid: None,
+            })),
+            Provider::Telnyx => {
+                let app =
+                    row.texml_app_id
+                        .clone()
+                        .filter(|id| !id.is_empty())
+                        .ok_or_else(|| {
+                            RegistryError::InvalidRequest(
+                        "managed mode on telnyx needs the connection's texml application id".into(),
+                    )
+                        })?;
+                Ok(InboundConfig::Telnyx(TelnyxVoiceConfig {
+                    connection_id: Some(app),
+                }))
+            }
+        }
+    }
+
+    /// The account's numbers for the import picker, each marked when it is already imported.
+    /// Only voice-capable numbers unless `include_non_voice`. Pages are walked one at a time.
+    ///
+    /// # Errors
+    /// [`RegistryError::NotFound`]; a carrier error (a 401 also marks the connection degraded).
+    pub async fn list_account_numbers(
+        &self,
+        org_id: &str,
+        connection_id: &str,
+        include_non_voice: bool,
+    ) -> Result<Vec<AccountNumber>> {
+        let row = self.connection_row(org_id, connection_id).await?;
+        let carrier = self.carrier_of(&row)?;
+        let scope = Scope {
+            org_id,
+            connection_id,
+            number: None,
+            live: true,
+        };
+        let mut out = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = self
+                .audited(
+                    &scope,
+                    "list_numbers",
+                    false,
+                    carrier.list_numbers(cursor.as_ref()),
+                )
+                .await
+                .map_err(|e| RegistryError::from_carrier(&e))?;
+            let wanted: Vec<_> = page
+                .numbers
+                .into_iter()
+                .filter(|n| include_non_voice || n.capabilities.voice)
+                .collect();
+            let e164s: Vec<&str> = wanted.iter().map(|n| n.e164.as_str()).collect();
+            let imported: HashSet<String> = if e164s.is_empty() {
+                HashSet::new()
+            } else {
+                number::Entity::find()
+                    .filter(number::Column::E164.is_in(e164s))
+                    .all(&self.db)
+                    .await?
+                    .into_iter()
+                    .map(|n| n.e164)
+                    .collect()
+            };
+            out.extend(wanted.into_iter().map(|n| AccountNumber {
+                already_imported: imported.contains(n.e164.as_str()),
+                e164: n.e164.to_string(),
+                carrier_id: n.carrier_id,
+                friendly_name: n.friendly_name,
+                voice_capable: n.capabilities.voice,
+            }));
+            match page.next {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        Ok(out)
+    }
+
+    async fn already_imported(&self, e164: &E164) -> Result<bool> {
+        Ok(number::Entity::find()
+            .filter(number::Column::E164.eq(e164.as_str()))
+            .one(&self.db)
+            .await?
+            .is_some())
+    }
+
+    /// Imports a number. Checks the E.164 form, that the account owns it and it can take voice
+    /// calls, and that no organization imported it yet (a database UNIQUE constraint decides
+    /// between racing imports). In `managed` mode, saves the number's inbound configuration and
+    /// points it at the gateway. A dry run returns the carrier-side changes and changes nothing.
+    ///
+    /// # Errors
+    /// `invalid_phone_number`, `number_not_in_account`, `number_not_voice_capable`,
+    /// `number_already_imported`, `not_found` (connection or agent), `invalid_request`, or a
+    /// carrier error (after which nothing is left changed, or the change is pending recovery).
+    pub async fn import_number(&self, org_id: &str, request: ImportRequest) -> Result<Applied> {
+        let e164 = parse_e164(&request.e164)?;
+        let conn = self.connection_row(org_id, &request.connection_id).await?;
+        if let Some(agent_id) = &request.agent_id {
+            self.agent(org_id, agent_id).await?;
+        }
+        let target = match request.mode {
+            WebhookMode::Managed => Some(self.managed_config(&conn)?),
+            WebhookMode::OutboundOnly => None,
+        };
+        // A cheap early answer; the UNIQUE constraint below is what actually decides.
+        if self.already_imported(&e164).await? {
+            return Err(RegistryError::NumberAlreadyImported);
+        }
+        let carrier = self.carrier_of(&conn)?;
+        let scope = Scope {
+            org_id,
+            connection_id: &conn.id,
+            number: Some(e164.as_str()),
+            live: true,
+        };
+        let owned = self
+            .audited(&scope, "fetch_number", false, carrier.fetch_number(&e164))
+            .await
+            .map_err(|e| RegistryError::from_carrier(&e))?;
+        if !owned.capabilities.voice {
+            return Err(RegistryError::NumberNotVoiceCapable);
+        }
+        let changes: Vec<PlannedChange> = target
+            .iter()
+            .map(|to| PlannedChange {
+                e164: e164.to_string(),
+                from: owned.inbound.clone(),
+                to: to.clone(),
+            })
+            .collect();
+        if request.dry_run {
+            return Ok(Applied::DryRun { changes });
+        }
+        let at = now();
+        let number_id = new_id();
+        let mut row = number::ActiveModel {
+            id: Set(number_id.clone()),
+            org_id: Set(org_id.to_owned()),
+            connection_id: Set(conn.id.clone()),
+            e164: Set(e164.to_string()),
+            nickname: Set(request.nickname.map(|n| n.trim().to_owned())),
+            carrier_id: Set(owned.carrier_id.clone()),
+            agent_id: Set(request.agent_id),
+            webhook_mode: Set(WebhookMode::OutboundOnly.as_str().to_owned()),
+            status: Set(NumberStatus::Active.as_str().to_owned()),
+            saved_inbound: Set(None),
+            applied_inbound: Set(None),
+            last_call_at: Set(None),
+            created_at: Set(at),
+            updated_at: Set(at),
+        };
+        let Some(target) = target else {
+            // outbound_only: nothing changes at the carrier, one insert is the whole import.
+            let row = row.insert(&self.db).await.map_err(unique_to_imported)?;
+            return Ok(Applied::Done {
+                number: number_from_row(row)?,
+                changes,
+            });
+        };
+
+        // managed: the row (status `importing`) claims the number and the intent is recorded,
+        // in one transaction, before the carrier is touched.
+        row.status = Set(NumberStatus::Importing.as_str().to_owned());
+        let payload = OpPayload {
+            number_id,
+            e164: e164.to_string(),
+            carrier_id: owned.carrier_id.clone(),
+            previous: Some(owned.inbound.clone()),
+            target: Some(target.clone()),
+        };
+        let txn = self.db.begin().await?;
+        row.insert(&txn).await.map_err(unique_to_imported)?;
+        let op = self
+            .record_intent(&txn, OpKind::Import, org_id, &conn.id, &payload)
+            .await?;
+        txn.commit().await?;
+
+        let result = self
+            .audited(
+                &scope,
+                "replace_inbound_config",
+                true,
+                carrier.replace_inbound_config(&owned.carrier_id, &target),
+            )
+            .await;
+        match result {
+            Ok(previous) => {
+                let number = self
+                    .finish_managed(&op, &payload.number_id, &previous, &target, true)
+                    .await?;
+                Ok(Applied::Done { number, changes })
+            }
+            Err(error) => Err(self.after_carrier_failure(&op, &error).await),
+        }
+    }
+
+    /// Marks a number managed with its saved and applied configuration and deletes the
+    /// operation, in one transaction.
+    pub(crate) async fn finish_managed(
+        &self,
+        op_id: &str,
+        number_id: &str,
+        saved: &InboundConfig,
+        applied: &InboundConfig,
+        importing: bool,
+    ) -> Result<Number> {
+        let txn = self.db.begin().await?;
+        let row = number::Entity::find_by_id(number_id.to_owned())
+            .one(&txn)
+            .await?
+            .ok_or(RegistryError::NotFound("number"))?;
+        let mut active: number::ActiveModel = row.into();
+        active.webhook_mode = Set(WebhookMode::Managed.as_str().to_owned());
+        if importing {
+            active.status = Set(NumberStatus::Active.as_str().to_owned());
+        }
+        active.saved_inbound = Set(Some(to_json(saved)?));
+        active.applied_inbound = Set(Some(to_json(applied)?));
+        active.updated_at = Set(now());
+        let row = active.update(&txn).await?;
+        crate::ops::delete_op(&txn, op_id).await?;
+        txn.commit().await?;
+        number_from_row(row)
+    }
+
+    /// After a carrier call of a workflow failed: resolve the operation at once (the carrier
+    /// is read and the operation finished or undone); if that cannot be done either, the
+    /// operation stays for [`Registry::recover_pending_operations`]. Returns the error to give.
+    pub(crate) async fn after_carrier_failure(
+        &self,
+        op_id: &str,
+        error: &CarrierError,
+    ) -> RegistryError {
+        match self.resolve_operation_by_id(op_id).await {
+            Ok(_) => {}
+            Err(resolve_error) => {
+                tracing::warn!(error = %resolve_error, op_id, "operation left for recovery");
+            }
+        }
+        RegistryError::from_carrier(error)
+    }
+
+    pub(crate) async fn number_row(&self, org_id: &str, number_id: &str) -> Result<number::Model> {
+        number::Entity::find_by_id(number_id.to_owned())
+            .filter(number::Column::OrgId.eq(org_id))
+            .one(&self.db)
+            .await?
+            .ok_or(RegistryError::NotFound("number"))
+    }
+
+    /// One number of the organization.
+    ///
+    /// # Errors
+    /// [`RegistryError::NotFound`] when the organization has no such number.
+    pub async fn number(&self, org_id: &str, number_id: &str) -> Result<Number> {
+        number_from_row(self.number_row(org_id, number_id).await?)
+    }
+
+    /// The organization's numbers, oldest first.
+    ///
+    /// # Errors
+    /// [`RegistryError::Database`].
+    pub async fn list_numbers(&self, org_id: &str) -> Result<Vec<Number>> {
+        number::Entity::find()
+            .filter(number::Column::OrgId.eq(org_id))
+            .order_by_asc(number::Column::CreatedAt)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(number_from_row)
+            .collect()
+    }
+
+    /// The routable number with this E.164 (any organization): the first lookup of the inbound
+    /// call path. A number still being imported is not routable yet.
+    ///
+    /// # Errors
+    /// [`RegistryError::InvalidPhoneNumber`]; [`RegistryError::Database`].
+    pub async fn number_by_e164(&self, e164: &str) -> Result<Option<Number>> {
+        let e164 = parse_e164(e164)?;
+        number::Entity::find()
+            .filter(number::Column::E164.eq(e164.as_str()))
+            .filter(number::Column::Status.ne(NumberStatus::Importing.as_str()))
+            .one(&self.db)
+            .await?
+            .map(number_from_row)
+            .transpose()
+    }
+
+    /// Assigns an agent to the number, or unassigns it with `None`.
+    ///
+    /// # Errors
+    /// [`RegistryError::NotFound`] for an unknown number or agent of the organization.
+    pub async fn assign_agent(
+        &self,
+        org_id: &str,
+        number_id: &str,
+        agent_id: Option<&str>,
+    ) -> Result<Number> {
+        let row = self.number_row(org_id, number_id).await?;
+        if let Some(agent_id) = agent_id {
+            self.agent(org_id, agent_id).await?;
+        }
+        let mut active: number::ActiveModel = row.into();
+        active.agent_id = Set(agent_id.map(str::to_owned));
+        active.updated_at = Set(now());
+        number_from_row(active.update(&self.db).await?)
+    }
+
+    /// Renames the number (`None` clears the nickname).
+    ///
+    /// # Errors
+    /// [`RegistryError::NotFound`].
+    pub async fn rename_number(
+        &self,
+        org_id: &str,
+        number_id: &str,
+        nickname: Option<&str>,
+    ) -> Result<Number> {
+        let row = self.number_row(org_id, number_id).await?;
+        let mut active: number::ActiveModel = row.into();
+        active.nickname = Set(nickname
+            .map(|n| n.trim().to_owned())
+            .filter(|n| !n.is_empty()));
+        active.updated_at = Set(now());
+        number_from_row(active.update(&self.db).await?)
+    }
+
+    /// Switches the number's webhook mode. To `managed`: saves the current inbound
+    /// configuration and points the number at the gateway. To `outbound_only`: restores the
+    /// saved configuration, unless someone repointed the number since (then it is left as is).
+    /// A dry run reports the carrier-side changes only.
+    ///
+    /// # Errors
+    /// [`RegistryError::NotFound`]; [`RegistryError::Conflict`] while the number is being
+    /// imported or removed; a carrier error.
+    pub async fn set_webhook_mode(
+        &self,
+        org_id: &str,
+        number_id: &str,
+        mode: WebhookMode,
+        dry_run: bool,
+    ) -> Result<Applied> {
+        let row = self.number_row(org_id, number_id).await?;
+        if row.status != NumberStatus::Active.as_str() {
+            return Err(RegistryError::Conflict(
+                "the number has an operation in progress".into(),
+            ));
+        }
+        let current_mode = WebhookMode::parse(&row.webhook_mode)?;
+        if current_mode == mode {
+            return Ok(if dry_run {
+                Applied::DryRun { changes: vec![] }
+            } else {
+                Applied::Done {
+                    number: number_from_row(row)?,
+                    changes: vec![],
+                }
+            });
+        }
+        let conn = self.connection_row(org_id, &row.connection_id).await?;
+        let carrier = self.carrier_of(&conn)?;
+        let scope = Scope {
+            org_id,
+            connection_id: &conn.id,
+            number: Some(&row.e164),
+            live: true,
+        };
+        let e164 = parse_e164(&row.e164)?;
+        let owned = self
+            .audited(&scope, "fetch_number", false, carrier.fetch_number(&e164))
+            .await
+            .map_err(|e| RegistryError::from_carrier(&e))?;
+        match mode {
+            WebhookMode::Managed => {
+                let target = self.managed_config(&conn)?;
+                let changes = vec![PlannedChange {
+                    e164: row.e164.clone(),
+                    from: owned.inbound.clone(),
+                    to: target.clone(),
+                }];
+                if dry_run {
+                    return Ok(Applied::DryRun { changes });
+                }
+                let payload = OpPayload {
+                    number_id: row.id.clone(),
+                    e164: row.e164.clone(),
+                    carrier_id: row.carrier_id.clone(),
+                    previous: Some(owned.inbound.clone()),
+                    target: Some(target.clone()),
+                };
+                let op = self
+                    .record_intent(&self.db, OpKind::SetManaged, org_id, &conn.id, &payload)
+                    .await?;
+                let result = self
+                    .audited(
+                        &scope,
+                        "replace_inbound_config",
+                        true,
+                        carrier.replace_inbound_config(&row.carrier_id, &target),
+                    )
+                    .await;
+                match result {
+                    Ok(previous) => {
+                        let number = self
+                            .finish_managed(&op, &row.id, &previous, &target, false)
+                            .await?;
+                        Ok(Applied::Done { number, changes })
+                    }
+                    Err(error) => Err(self.after_carrier_failure(&op, &error).await),
+                }
+            }
+            WebhookMode::OutboundOnly => {
+                let saved = from_json(row.saved_inbound.as_deref())?;
+                let applied = from_json(row.applied_inbound.as_deref())?;
+                let changes = match (&saved, &applied) {
+                    (Some(saved), Some(applied)) if same_routing(&owned.inbound, applied) => {
+                        vec![PlannedChange {
+                            e164: row.e164.clone(),
+                            from: owned.inbound.clone(),
+                            to: saved.clone(),
+                        }]
+                    }
+                    _ => vec![],
+                };
+                if dry_run {
+                    return Ok(Applied::DryRun { changes });
+                }
+                let payload = OpPayload {
+                    number_id: row.id.clone(),
+                    e164: row.e164.clone(),
+                    carrier_id: row.carrier_id.clone(),
+                    previous: saved,
+                    target: applied,
+                };
+                let op = self
+                    .record_intent(
+                        &self.db,
+                        OpKind::SetOutboundOnly,
+                        org_id,
+                        &conn.id,
+                        &payload,
+                    )
+                    .await?;
+                match self.resolve_operation_by_id(&op).await? {
+                    Resolution::Completed(_) => Ok(Applied::Done {
+                        number: self.number(org_id, number_id).await?,
+                        changes,
+                    }),
+                    Resolution::RolledBack(error) => Err(error),
+                }
+            }
+        }
+    }
+
+    /// Removes a number from the gateway. When the gateway had changed its configuration
+    /// (`managed`), restores the saved one, but only while the carrier still holds what the
+    /// gateway set: if someone repointed the number since, it is left and the report says so.
+    /// The number is never released at the carrier.
+    ///
+    /// # Errors
+    /// [`RegistryError::NotFound`]; [`RegistryError::Conflict`] while it is being imported; a
+    /// carrier error when the restore failed (the number then stays, or its removal is
+    /// pending recovery).
+    pub async fn remove_number(&self, org_id: &str, number_id: &str) -> Result<RemoveReport> {
+        let row = self.number_row(org_id, number_id).await?;
+        if row.status == NumberStatus::Importing.as_str() {
+            return Err(RegistryError::Conflict(
+                "the number is being imported".into(),
+            ));
+        }
+        let payload = OpPayload {
+            number_id: row.id.clone(),
+            e164: row.e164.clone(),
+            carrier_id: row.carrier_id.clone(),
+            previous: from_json(row.saved_inbound.as_deref())?,
+            target: from_json(row.applied_inbound.as_deref())?,
+        };
+        let txn = self.db.begin().await?;
+        let op = self
+            .record_intent(&txn, OpKind::Remove, org_id, &row.connection_id, &payload)
+            .await?;
+        let mut active: number::ActiveModel = row.clone().into();
+        active.status = Set(NumberStatus::Removing.as_str().to_owned());
+        active.updated_at = Set(now());
+        active.update(&txn).await?;
+        txn.commit().await?;
+        match self.resolve_operation_by_id(&op).await? {
+            Resolution::Completed(restore) => Ok(RemoveReport {
+                e164: row.e164,
+                restore,
+            }),
+            Resolution::RolledBack(error) => Err(error),
+        }
+    }
+
+    /// Runs the troubleshooting checklist of one number: credentials still valid, number still
+    /// in the account and voice capable, voice URL pointing at the gateway (managed mode),
+    /// region matching, agent assigned, last call seen.
+    ///
+    /// # Errors
+    /// [`RegistryError::NotFound`]; [`RegistryError::Database`]. Carrier failures become
+    /// failed checks, not errors.
+    pub async fn diagnose_number(&self, org_id: &str, number_id: &str) -> Result<Diagnostics> {
+        let row = self.number_row(org_id, number_id).await?;
+        let conn = self.connection_row(org_id, &row.connection_id).await?;
+        let carrier = self.carrier_of(&conn)?;
+        let scope = Scope {
+            org_id,
+            connection_id: &conn.id,
+            number: Some(&row.e164),
+            live: true,
+        };
+        let mut checks = Vec::new();
+        let verified = self
+            .audited(
+                &scope,
+                "verify_credentials",
+                false,
+                carrier.verify_credentials(),
+            )
+            .await;
+        checks.push(Check {
+            name: "credentials_valid",
+            ok: verified.as_ref().is_ok_and(|account| account.active),
+            detail: match &verified {
+                Ok(account) if account.active => "the carrier accepts the credentials".into(),
+                Ok(_) => "the carrier account is suspended or closed".into(),
+                Err(CarrierError::InvalidCredentials) => {
+                    "the carrier rejects the credentials: rotate them".into()
+                }
+                Err(e) => format!(
+                    "the carrier could not be asked: {}",
+                    RegistryError::from_carrier(e).code()
+                ),
+            },
+        });
+        let e164 = parse_e164(&row.e164)?;
+        let fetched = if verified.is_ok() {
+            Some(
+                self.audited(&scope, "fetch_number", false, carrier.fetch_number(&e164))
+                    .await,
+            )
+        } else {
+            None
+        };
+        let owned = match &fetched {
+            Some(Ok(owned)) => Some(owned),
+            _ => None,
+        };
+        checks.push(Check {
+            name: "number_in_account",
+            ok: owned.is_some(),
+            detail: match &fetched {
+                Some(Ok(_)) => "the account owns the number".into(),
+                Some(Err(CarrierError::NotFound { .. })) => {
+                    "the number is no longer in the carrier account".into()
+                }
+                Some(Err(e)) => format!(
+                    "could not be checked: {}",
+                    RegistryError::from_carrier(e).code()
+                ),
+                None => "not checked: the credentials failed".into(),
+            },
+        });
+        checks.push(Check {
+            name: "voice_capable",
+            ok: owned.is_some_and(|n| n.capabilities.voice),
+            detail: match owned {
+                Some(n) if n.capabilities.voice => "the number can take voice calls".into(),
+                Some(_) => "the number cannot take voice calls".into(),
+                None => "not checked".into(),
+            },
+        });
+        if row.webhook_mode == WebhookMode::Managed.as_str() {
+            let expected = self.managed_config(&conn)?;
+            let ok = owned.is_some_and(|n| same_routing(&n.inbound, &expected));
+            checks.push(Check {
+                name: "points_at_gateway",
+                ok,
+                detail: if ok {
+                    "inbound calls reach the gateway".into()
+                } else if owned.is_some() {
+                    "the number's inbound configuration was changed outside the gateway".into()
+                } else {
+                    "not checked".into()
+                },
+            });
+        }
+        if provider_of(&conn)? == Provider::Twilio {
+            let region = conn.region.clone().unwrap_or_else(|| "us1".to_owned());
+            let ok = region == self.config.twilio_region;
+            checks.push(Check {
+                name: "region_matches",
+                ok,
+                detail: format!(
+                    "connection region {region}, gateway region {}",
+                    self.config.twilio_region
+                ),
+            });
+        }
+        checks.push(Check {
+            name: "agent_assigned",
+            ok: row.agent_id.is_some(),
+            detail: if row.agent_id.is_some() {
+                "an agent takes the calls".into()
+            } else {
+                "no agent: callers hear a message and the call ends".into()
+            },
+        });
+        Ok(Diagnostics {
+            e164: row.e164,
+            checks,
+            last_call_at: row.last_call_at,
+        })
+    }
+
+    /// Finds the organization's managed numbers whose inbound configuration no longer matches
+    /// what the gateway set (changed in the carrier console).
+    ///
+    /// # Errors
+    /// [`RegistryError::Database`]; a carrier error other than a number gone from the account.
+    pub async fn detect_drift(&self, org_id: &str) -> Result<Vec<Drift>> {
+        let rows = number::Entity::find()
+            .filter(number::Column::OrgId.eq(org_id))
+            .filter(number::Column::WebhookMode.eq(WebhookMode::Managed.as_str()))
+            .filter(number::Column::Status.eq(NumberStatus::Active.as_str()))
+            .order_by_asc(number::Column::CreatedAt)
+            .all(&self.db)
+            .await?;
+        let mut drift = Vec::new();
+        for row in rows {
+            let Some(expected) = from_json(row.applied_inbound.as_deref())? else {
+                continue;
+            };
+            let conn = self.connection_row(org_id, &row.connection_id).await?;
+            let carrier = self.carrier_of(&conn)?;
+            let scope = Scope {
+                org_id,
+                connection_id: &conn.id,
+                number: Some(&row.e164),
+                live: true,
+            };
+            let e164 = parse_e164(&row.e164)?;
+            match self
+                .audited(&scope, "fetch_number", false, carrier.fetch_number(&e164))
+                .await
+            {
+                Ok(owned) if same_routing(&owned.inbound, &expected) => {}
+                Ok(owned) => drift.push(Drift {
+                    number_id: row.id,
+                    e164: row.e164,
+                    expected,
+                    actual: owned.inbound,
+                }),
+                Err(CarrierError::NotFound { .. }) => {}
+                Err(e) => return Err(RegistryError::from_carrier(&e)),
+            }
+        }
+        Ok(drift)
+    }
+
+    /// Re-points every managed number (all organizations) whose applied configuration differs
+    /// from what [`crate::RegistryConfig::public_base_url`] now gives: run after the gateway's
+    /// public URL changed. A number someone repointed in the console is left alone. Returns
+    /// how many numbers were re-pointed.
+    ///
+    /// # Errors
+    /// [`RegistryError::Database`]; the first carrier error (numbers before it stay done).
+    pub async fn repoint_managed_numbers(&self) -> Result<usize> {
+        let rows = number::Entity::find()
+            .filter(number::Column::WebhookMode.eq(WebhookMode::Managed.as_str()))
+            .filter(number::Column::Status.eq(NumberStatus::Active.as_str()))
+            .order_by_asc(number::Column::CreatedAt)
+            .all(&self.db)
+            .await?;
+        let mut repointed = 0;
+        for row in rows {
+            let conn = self.connection_row(&row.org_id, &row.connection_id).await?;
+            let target = self.managed_config(&conn)?;
+            let Some(applied) = from_json(row.applied_inbound.as_deref())? else {
+                continue;
+            };
+            if same_routing(&applied, &target) {
+                continue;
+            }
+            let carrier = self.carrier_of(&conn)?;
+            let scope = Scope {
+                org_id: &row.org_id,
+                connection_id: &conn.id,
+                number: Some(&row.e164),
+                live: true,
+            };
+            let e164 = parse_e164(&row.e164)?;
+            let owned = self
+                .audited(&scope, "fetch_number", false, carrier.fetch_number(&e164))
+                .await
+                .map_err(|e| RegistryError::from_carrier(&e))?;
+            if !same_routing(&owned.inbound, &applied) {
+                continue;
+            }
+            self.audited(
+                &scope,
+                "replace_inbound_config",
+                true,
+                carrier.replace_inbound_config(&row.carrier_id, &target),
+            )
+            .await
+            .map_err(|e| RegistryError::from_carrier(&e))?;
+            // Only the applied config changes; the saved snapshot is the customer's.
+            let mut active: number::ActiveModel = row.into();
+            active.applied_inbound = Set(Some(to_json(&target)?));
+            active.updated_at = Set(now());
+            active.update(&self.db).await?;
+            repointed += 1;
+        }
+        Ok(repointed)
+    }
+}
+
+fn unique_to_imported(error: sea_orm::DbErr) -> RegistryError {
+    if crate::calls::is_unique_violation(&error) {
+        RegistryError::NumberAlreadyImported
+    } else {
+        error.into()
+    }
+}

@@ -1,0 +1,348 @@
+//! Operations in flight: the intent protocol that keeps the carrier account and the database
+//! in agreement.
+//!
+//! A workflow that changes both records an `operations` row (kind, number, payload with the
+//! configuration before and after) in the same transaction as its first database change and
+//! before its first carrier call, and deletes it in the same transaction as its last database
+//! change. Any row still present is therefore an operation that did not finish: the carrier
+//! failed midway, the process died between two steps, or the database write after a
+//! successful carrier change failed.
+//!
+//! Resolving an operation never trusts what the process remembers: it reads the number at the
+//! carrier (the source of truth for what the carrier did) and then goes one fixed way per kind:
+//!
+//! | kind | direction | what it does |
+//! | --- | --- | --- |
+//! | `import`, `set_managed` | undo | if the carrier holds the gateway's configuration, put the saved one back; drop the importing row |
+//! | `set_outbound_only`, `remove` | finish | if the carrier still holds the gateway's configuration, restore the saved one; update or delete the row |
+//!
+//! Undoing a change to the customer's account, or finishing a restoration of it, are the two
+//! directions that never leave the customer's number pointing somewhere they did not choose.
+//! A carrier that cannot be reached leaves the operation in place for the next attempt.
+
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
+    QueryOrder, TransactionTrait,
+};
+use serde::{Deserialize, Serialize};
+use telephony_carrier::{Blame, CarrierError, E164, InboundConfig};
+
+use crate::entity::{connection, number, operation};
+use crate::error::{RegistryError, Result};
+use crate::model::{NumberStatus, RecoveryReport, Restore, WebhookMode};
+use crate::numbers::same_routing;
+use crate::registry::{Registry, Scope, new_id, now};
+
+/// What an operation does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OpKind {
+    Import,
+    SetManaged,
+    SetOutboundOnly,
+    Remove,
+}
+
+impl OpKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Import => "import",
+            Self::SetManaged => "set_managed",
+            Self::SetOutboundOnly => "set_outbound_only",
+            Self::Remove => "remove",
+        }
+    }
+
+    fn parse(text: &str) -> Result<Self> {
+        match text {
+            "import" => Ok(Self::Import),
+            "set_managed" => Ok(Self::SetManaged),
+            "set_outbound_only" => Ok(Self::SetOutboundOnly),
+            "remove" => Ok(Self::Remove),
+            other => Err(RegistryError::Corrupt(format!(
+                "unknown operation kind {other:?}"
+            ))),
+        }
+    }
+}
+
+/// The payload of an operation: enough to finish or undo it without anything else.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct OpPayload {
+    pub number_id: String,
+    pub e164: String,
+    pub carrier_id: String,
+    /// The customer's configuration: what was there before (import, set_managed) or the saved
+    /// snapshot to put back (set_outbound_only, remove).
+    pub previous: Option<InboundConfig>,
+    /// The gateway's configuration: what it sets (import, set_managed) or what it had set.
+    pub target: Option<InboundConfig>,
+}
+
+/// How an operation ended.
+#[derive(Debug)]
+pub(crate) enum Resolution {
+    /// Finished; for removals and switches to `outbound_only`, what happened at the carrier.
+    Completed(Restore),
+    /// Undone; the error the workflow reports.
+    RolledBack(RegistryError),
+}
+
+pub(crate) async fn delete_op<C: ConnectionTrait>(db: &C, op_id: &str) -> Result<()> {
+    operation::Entity::delete_by_id(op_id.to_owned())
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+const STEP_INTENT: &str = "intent_recorded";
+const STEP_RESOLVING: &str = "resolving";
+
+impl Registry {
+    /// Records an intent; returns the operation id.
+    pub(crate) async fn record_intent<C: ConnectionTrait>(
+        &self,
+        db: &C,
+        kind: OpKind,
+        org_id: &str,
+        connection_id: &str,
+        payload: &OpPayload,
+    ) -> Result<String> {
+        let at = now();
+        let id = new_id();
+        operation::ActiveModel {
+            id: Set(id.clone()),
+            org_id: Set(org_id.to_owned()),
+            kind: Set(kind.as_str().to_owned()),
+            number: Set(Some(payload.e164.clone())),
+            connection_id: Set(connection_id.to_owned()),
+            step: Set(STEP_INTENT.to_owned()),
+            payload: Set(serde_json::to_string(payload)
+                .map_err(|e| RegistryError::Corrupt(e.to_string()))?),
+            created_at: Set(at),
+            updated_at: Set(at),
+        }
+        .insert(db)
+        .await
+        .map_err(|error| {
+            if crate::calls::is_unique_violation(&error) {
+                RegistryError::Conflict("the number has an operation in progress".into())
+            } else {
+                error.into()
+            }
+        })?;
+        Ok(id)
+    }
+
+    /// How many operations are in flight (for readiness checks and tests).
+    ///
+    /// # Errors
+    /// [`RegistryError::Database`].
+    pub async fn pending_operations(&self) -> Result<u64> {
+        use sea_orm::PaginatorTrait;
+        Ok(operation::Entity::find().count(&self.db).await?)
+    }
+
+    /// Finishes or undoes every operation left in flight and older than
+    /// [`crate::RegistryConfig::stale_operation_after`] (younger ones may belong to another
+    /// live instance). Call it at start, and periodically. Each operation is claimed with a
+    /// compare-and-set on its `updated_at`, so two instances never resolve the same one.
+    ///
+    /// # Errors
+    /// [`RegistryError::Database`]. Carrier failures leave the operation pending and are
+    /// counted in [`RecoveryReport::still_pending`].
+    pub async fn recover_pending_operations(&self) -> Result<RecoveryReport> {
+        let stale = chrono::Duration::from_std(self.config.stale_operation_after)
+            .unwrap_or(chrono::Duration::MAX);
+        let cutoff = now().checked_sub_signed(stale).unwrap_or_default();
+        let rows = operation::Entity::find()
+            .filter(operation::Column::UpdatedAt.lte(cutoff))
+            .order_by_asc(operation::Column::CreatedAt)
+            .all(&self.db)
+            .await?;
+        let mut report = RecoveryReport::default();
+        for row in rows {
+            let claimed = operation::Entity::update_many()
+                .col_expr(
+                    operation::Column::Step,
+                    sea_orm::sea_query::Expr::value(STEP_RESOLVING),
+                )
+                .col_expr(
+                    operation::Column::UpdatedAt,
+                    sea_orm::sea_query::Expr::value(now()),
+                )
+                .filter(operation::Column::Id.eq(row.id.as_str()))
+                .filter(operation::Column::UpdatedAt.eq(row.updated_at))
+                .exec(&self.db)
+                .await?;
+            if claimed.rows_affected != 1 {
+                continue;
+            }
+            match self.resolve_operation(&row).await {
+                Ok(Resolution::Completed(_)) => report.completed += 1,
+                Ok(Resolution::RolledBack(_)) => report.rolled_back += 1,
+                Err(error) => {
+                    tracing::warn!(%error, op_id = %row.id, kind = %row.kind, "operation still pending");
+                    report.still_pending += 1;
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    pub(crate) async fn resolve_operation_by_id(&self, op_id: &str) -> Result<Resolution> {
+        let row = operation::Entity::find_by_id(op_id.to_owned())
+            .one(&self.db)
+            .await?
+            .ok_or(RegistryError::NotFound("operation"))?;
+        self.resolve_operation(&row).await
+    }
+
+    /// Finishes or undoes one operation, reading the carrier first. An error means the
+    /// operation is still pending.
+    async fn resolve_operation(&self, op: &operation::Model) -> Result<Resolution> {
+        let kind = OpKind::parse(&op.kind)?;
+        let payload: OpPayload =
+            serde_json::from_str(&op.payload).map_err(|e| RegistryError::Corrupt(e.to_string()))?;
+        let Some(conn) = connection::Entity::find_by_id(op.connection_id.clone())
+            .one(&self.db)
+            .await?
+        else {
+            // The connection is gone, so are its numbers (foreign key): nothing to agree with.
+            delete_op(&self.db, &op.id).await?;
+            return Ok(Resolution::RolledBack(RegistryError::NotFound(
+                "connection",
+            )));
+        };
+        let carrier = self.carrier_of(&conn)?;
+        let scope = Scope {
+            org_id: &op.org_id,
+            connection_id: &conn.id,
+            number: Some(&payload.e164),
+            live: true,
+        };
+        let e164 = E164::parse(&payload.e164).map_err(|_| RegistryError::InvalidPhoneNumber)?;
+
+        match kind {
+            OpKind::Import | OpKind::SetManaged => {
+                if let (Some(previous), Some(target)) = (&payload.previous, &payload.target) {
+                    match self
+                        .audited(&scope, "fetch_number", false, carrier.fetch_number(&e164))
+                        .await
+                    {
+                        Ok(owned) if same_routing(&owned.inbound, target) => {
+                            self.audited(
+                                &scope,
+                                "replace_inbound_config",
+                                true,
+                                carrier.replace_inbound_config(&payload.carrier_id, previous),
+                            )
+                            .await
+                            .map_err(|e| RegistryError::from_carrier(&e))?;
+                        }
+                        Ok(_) | Err(CarrierError::NotFound { .. }) => {}
+                        Err(e) => return Err(RegistryError::from_carrier(&e)),
+                    }
+                }
+                let txn = self.db.begin().await?;
+                if kind == OpKind::Import {
+                    number::Entity::delete_many()
+                        .filter(number::Column::Id.eq(payload.number_id.as_str()))
+                        .filter(number::Column::Status.eq(NumberStatus::Importing.as_str()))
+                        .exec(&txn)
+                        .await?;
+                }
+                delete_op(&txn, &op.id).await?;
+                txn.commit().await?;
+                Ok(Resolution::RolledBack(RegistryError::CarrierUnavailable(
+                    "the change was undone".into(),
+                )))
+            }
+            OpKind::SetOutboundOnly | OpKind::Remove => {
+                let mut restore = Restore::NothingToRestore;
+                if let (Some(saved), Some(applied)) = (&payload.previous, &payload.target) {
+                    restore = match self
+                        .audited(&scope, "fetch_number", false, carrier.fetch_number(&e164))
+                        .await
+                    {
+                        Ok(owned) if same_routing(&owned.inbound, applied) => {
+                            match self
+                                .audited(
+                                    &scope,
+                                    "replace_inbound_config",
+                                    true,
+                                    carrier.replace_inbound_config(&payload.carrier_id, saved),
+                                )
+                                .await
+                            {
+                                Ok(_) => Restore::Restored,
+                                Err(CarrierError::NotFound { .. }) => Restore::NumberGone,
+                                Err(e) if e.blame() == Blame::Caller => {
+                                    // The carrier refused the restore for good: retrying
+                                    // cannot help, so the number stays as it was.
+                                    self.abandon(op, kind, &payload).await?;
+                                    return Ok(Resolution::RolledBack(
+                                        RegistryError::from_carrier(&e),
+                                    ));
+                                }
+                                Err(e) => return Err(RegistryError::from_carrier(&e)),
+                            }
+                        }
+                        Ok(owned) => Restore::LeftAsRepointed {
+                            current: owned.inbound,
+                        },
+                        Err(CarrierError::NotFound { .. }) => Restore::NumberGone,
+                        Err(e) if e.blame() == Blame::Caller => {
+                            // The carrier refuses to even show the number (credentials revoked,
+                            // request refused): nothing was changed, so the number stays.
+                            self.abandon(op, kind, &payload).await?;
+                            return Ok(Resolution::RolledBack(RegistryError::from_carrier(&e)));
+                        }
+                        Err(e) => return Err(RegistryError::from_carrier(&e)),
+                    };
+                }
+                let txn = self.db.begin().await?;
+                if kind == OpKind::Remove {
+                    number::Entity::delete_by_id(payload.number_id.clone())
+                        .exec(&txn)
+                        .await?;
+                } else if let Some(row) = number::Entity::find_by_id(payload.number_id.clone())
+                    .one(&txn)
+                    .await?
+                {
+                    let mut active: number::ActiveModel = row.into();
+                    active.webhook_mode = Set(WebhookMode::OutboundOnly.as_str().to_owned());
+                    active.saved_inbound = Set(None);
+                    active.applied_inbound = Set(None);
+                    active.updated_at = Set(now());
+                    active.update(&txn).await?;
+                }
+                delete_op(&txn, &op.id).await?;
+                txn.commit().await?;
+                Ok(Resolution::Completed(restore))
+            }
+        }
+    }
+
+    /// Gives up an operation that cannot finish: the number is left as it was before it.
+    async fn abandon(
+        &self,
+        op: &operation::Model,
+        kind: OpKind,
+        payload: &OpPayload,
+    ) -> Result<()> {
+        let txn = self.db.begin().await?;
+        if kind == OpKind::Remove
+            && let Some(row) = number::Entity::find_by_id(payload.number_id.clone())
+                .one(&txn)
+                .await?
+        {
+            let mut active: number::ActiveModel = row.into();
+            active.status = Set(NumberStatus::Active.as_str().to_owned());
+            active.updated_at = Set(now());
+            active.update(&txn).await?;
+        }
+        delete_op(&txn, &op.id).await?;
+        txn.commit().await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,314 @@
+//! The [`Registry`] handle: the database, the vault key ring, the carrier client factory and the
+//! configuration every workflow needs, plus the audit helper all carrier calls go through.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, SubsecRound, Utc};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ConnectOptions, Database, DatabaseConnection, EntityTrait,
+};
+use telephony_carrier::{
+    Carrier, CarrierClients, CarrierCredentials, CarrierError, Provider, TelnyxCredentials,
+    TwilioAuth, TwilioCredentials,
+};
+use telephony_migrations::{Migrator, MigratorTrait};
+use telephony_vault::{Aad, KeyRing};
+
+use crate::entity::{audit, connection};
+use crate::error::{RegistryError, Result};
+use crate::model::ConnectionStatus;
+
+/// Builds a carrier client from one organization's decrypted credentials.
+///
+/// The registry takes this trait rather than [`CarrierClients`] so the service can inject its
+/// own factory (and tests a fault-injecting one); [`CarrierClients`] implements it.
+pub trait ClientFactory: Send + Sync + fmt::Debug {
+    /// A client for one carrier account.
+    fn client(&self, credentials: CarrierCredentials) -> Arc<dyn Carrier>;
+}
+
+impl ClientFactory for CarrierClients {
+    fn client(&self, credentials: CarrierCredentials) -> Arc<dyn Carrier> {
+        CarrierClients::client(self, credentials)
+    }
+}
+
+/// What the workflows need to know about the gateway itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistryConfig {
+    /// The gateway's public base URL (`https://gw.example.com`), without a trailing slash:
+    /// `managed` numbers are pointed at `{public_base_url}/webhooks/...`.
+    pub public_base_url: String,
+    /// How long webhooks signed with the previous token keep verifying after a rotation.
+    pub rotation_grace: Duration,
+    /// The Twilio region the gateway's clients use; diagnostics flag connections in another.
+    pub twilio_region: String,
+    /// An operation in flight younger than this is left alone by recovery: another instance
+    /// may still be working on it.
+    pub stale_operation_after: Duration,
+}
+
+impl RegistryConfig {
+    /// A configuration with the defaults: 24 hours of grace, region `us1`, operations stale
+    /// after 2 minutes.
+    #[must_use]
+    pub fn new(public_base_url: impl Into<String>) -> Self {
+        Self {
+            public_base_url: public_base_url.into().trim_end_matches('/').to_owned(),
+            rotation_grace: Duration::from_secs(24 * 3600),
+            twilio_region: "us1".to_owned(),
+            stale_operation_after: Duration::from_secs(120),
+        }
+    }
+}
+
+/// The number registry. Cheap to clone; every clone shares the pool. Holds no state of its own
+/// beyond configuration: everything lives in the database, so several gateway instances can
+/// share one PostgreSQL.
+#[derive(Clone)]
+pub struct Registry {
+    pub(crate) db: DatabaseConnection,
+    pub(crate) keyring: KeyRing,
+    pub(crate) carriers: Arc<dyn ClientFactory>,
+    pub(crate) config: RegistryConfig,
+}
+
+impl fmt::Debug for Registry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Registry")
+            .field("backend", &self.db.get_database_backend())
+            .field("keyring", &self.keyring)
+            .field("carriers", &self.carriers)
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+/// Where a carrier call is made, for the audit log.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Scope<'a> {
+    pub org_id: &'a str,
+    pub connection_id: &'a str,
+    pub number: Option<&'a str>,
+    /// Whether a 401 marks the connection degraded (live use), or only refuses new
+    /// credentials (verification).
+    pub live: bool,
+}
+
+pub(crate) fn now() -> DateTime<Utc> {
+    // PostgreSQL keeps microseconds; truncating here makes a stored time read back equal.
+    Utc::now().trunc_subsecs(6)
+}
+
+pub(crate) fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// The audit-log outcome of a carrier call: a code, never a message (messages may echo data).
+pub(crate) fn outcome_of(error: Option<&CarrierError>) -> String {
+    match error {
+        None => "ok".to_owned(),
+        Some(CarrierError::InvalidCredentials) => "error: invalid_credentials".to_owned(),
+        Some(CarrierError::NotFound { .. }) => "error: not_found".to_owned(),
+        Some(CarrierError::NotVoiceCapable { .. }) => "error: not_voice_capable".to_owned(),
+        Some(CarrierError::RateLimited { .. }) => "error: rate_limited".to_owned(),
+        Some(CarrierError::Unavailable { .. }) => "error: unavailable".to_owned(),
+        Some(CarrierError::Rejected { status, code, .. }) => {
+            format!("error: rejected ({status}, {code})")
+        }
+        Some(CarrierError::Protocol(_)) => "error: protocol".to_owned(),
+        Some(_) => "error: other".to_owned(),
+    }
+}
+
+impl Registry {
+    /// A registry over an open database. Call [`Registry::migrate`] (or use
+    /// [`Registry::open`]) before the first use of an empty database.
+    #[must_use]
+    pub fn new(
+        db: DatabaseConnection,
+        keyring: KeyRing,
+        carriers: Arc<dyn ClientFactory>,
+        config: RegistryConfig,
+    ) -> Self {
+        Self {
+            db,
+            keyring,
+            carriers,
+            config,
+        }
+    }
+
+    /// Connects to `database_url` (`sqlite://path?mode=rwc`, `sqlite::memory:`,
+    /// `postgres://…`), applies pending migrations and returns the registry.
+    ///
+    /// # Errors
+    /// [`RegistryError::Database`] when the database cannot be reached or migrated.
+    pub async fn open(
+        database_url: &str,
+        keyring: KeyRing,
+        carriers: Arc<dyn ClientFactory>,
+        config: RegistryConfig,
+    ) -> Result<Self> {
+        let mut options = ConnectOptions::new(database_url.to_owned());
+        options.sqlx_logging(false);
+        if database_url.contains(":memory:") {
+            // Each connection to an in-memory SQLite database is a different database.
+            options.max_connections(1);
+        }
+        let db = Database::connect(options).await?;
+        let registry = Self::new(db, keyring, carriers, config);
+        registry.migrate().await?;
+        Ok(registry)
+    }
+
+    /// Applies every pending migration; a no-op on an up-to-date database.
+    ///
+    /// # Errors
+    /// [`RegistryError::Database`] when a migration fails.
+    pub async fn migrate(&self) -> Result<()> {
+        Migrator::up(&self.db, None).await?;
+        Ok(())
+    }
+
+    /// The configuration.
+    #[must_use]
+    pub fn config(&self) -> &RegistryConfig {
+        &self.config
+    }
+
+    /// Checks that the database answers (for `/readyz`).
+    ///
+    /// # Errors
+    /// [`RegistryError::Database`] when it does not.
+    pub async fn ping(&self) -> Result<()> {
+        self.db.ping().await?;
+        Ok(())
+    }
+
+    /// Writes one audit entry. A failure to write is logged, not returned: the carrier call it
+    /// records already happened, and failing the workflow would not undo it.
+    pub(crate) async fn audit(
+        &self,
+        scope: &Scope<'_>,
+        action: &str,
+        changed: bool,
+        outcome: String,
+    ) {
+        let entry = audit::ActiveModel {
+            org_id: Set(scope.org_id.to_owned()),
+            at: Set(now()),
+            action: Set(action.to_owned()),
+            number: Set(scope.number.map(str::to_owned)),
+            connection_id: Set(Some(scope.connection_id.to_owned())),
+            changed_account: Set(changed),
+            outcome: Set(outcome),
+            ..Default::default()
+        };
+        if let Err(error) = entry.insert(&self.db).await {
+            tracing::warn!(%error, action, "could not write the audit log entry");
+        }
+    }
+
+    /// Runs one carrier call, writes it to the audit log whatever the outcome, and marks the
+    /// connection degraded when the carrier refuses its stored credentials.
+    pub(crate) async fn audited<T, F>(
+        &self,
+        scope: &Scope<'_>,
+        action: &str,
+        changes_account: bool,
+        call: F,
+    ) -> std::result::Result<T, CarrierError>
+    where
+        F: Future<Output = std::result::Result<T, CarrierError>>,
+    {
+        let result = call.await;
+        // A failed call changed nothing as far as the carrier told us.
+        let changed = changes_account && result.is_ok();
+        self.audit(scope, action, changed, outcome_of(result.as_ref().err()))
+            .await;
+        if scope.live
+            && matches!(result, Err(CarrierError::InvalidCredentials))
+            && let Err(error) = self
+                .set_connection_status(scope.connection_id, ConnectionStatus::Degraded)
+                .await
+        {
+            tracing::warn!(%error, "could not mark the connection degraded");
+        }
+        result
+    }
+
+    pub(crate) async fn set_connection_status(
+        &self,
+        connection_id: &str,
+        status: ConnectionStatus,
+    ) -> Result<()> {
+        let Some(row) = connection::Entity::find_by_id(connection_id.to_owned())
+            .one(&self.db)
+            .await?
+        else {
+            return Ok(());
+        };
+        if row.status == status.as_str() {
+            return Ok(());
+        }
+        let mut active: connection::ActiveModel = row.into();
+        active.status = Set(status.as_str().to_owned());
+        active.updated_at = Set(now());
+        active.update(&self.db).await?;
+        Ok(())
+    }
+
+    /// Decrypts a connection's credentials, for the moment of a carrier call.
+    pub(crate) fn credentials_of(&self, row: &connection::Model) -> Result<CarrierCredentials> {
+        let aad = |field| Aad {
+            org_id: &row.org_id,
+            connection_id: &row.id,
+            field,
+        };
+        let main = self.keyring.decrypt(&row.auth_secret, &aad(FIELD_AUTH))?;
+        match provider_of(row)? {
+            Provider::Twilio => {
+                let auth = match (&row.api_key_sid, &row.api_key_secret) {
+                    (Some(key_sid), Some(secret)) => TwilioAuth::ApiKey {
+                        key_sid: key_sid.clone(),
+                        secret: self.keyring.decrypt(secret, &aad(FIELD_API_KEY_SECRET))?,
+                    },
+                    _ => TwilioAuth::AuthToken(main),
+                };
+                Ok(CarrierCredentials::Twilio(TwilioCredentials {
+                    account_sid: row.account_id.clone(),
+                    auth,
+                }))
+            }
+            Provider::Telnyx => {
+                let mut creds = TelnyxCredentials::new(main);
+                creds.account_sid = Some(row.account_id.clone()).filter(|sid| !sid.is_empty());
+                Ok(CarrierCredentials::Telnyx(creds))
+            }
+        }
+    }
+
+    /// The carrier client of a stored connection.
+    pub(crate) fn carrier_of(&self, row: &connection::Model) -> Result<Arc<dyn Carrier>> {
+        Ok(self.carriers.client(self.credentials_of(row)?))
+    }
+}
+
+/// Vault field names: part of each ciphertext's associated data, so never rename them.
+pub(crate) const FIELD_AUTH: &str = "auth_secret";
+pub(crate) const FIELD_API_KEY_SECRET: &str = "api_key_secret";
+pub(crate) const FIELD_PREVIOUS_AUTH: &str = "previous_auth_secret";
+
+pub(crate) fn provider_of(row: &connection::Model) -> Result<Provider> {
+    match row.provider.as_str() {
+        "twilio" => Ok(Provider::Twilio),
+        "telnyx" => Ok(Provider::Telnyx),
+        other => Err(RegistryError::Corrupt(format!(
+            "unknown provider {other:?}"
+        ))),
+    }
+}

@@ -1,0 +1,89 @@
+//! Migrations apply to an empty database, re-run as a no-op, and roll back cleanly.
+
+use sea_orm::{ConnectionTrait, Statement};
+use telephony_migrations::{Migrator, MigratorTrait};
+
+use crate::db_test;
+
+async fn table_count(db: &sea_orm::DatabaseConnection) -> i64 {
+    let sql = match db.get_database_backend() {
+        sea_orm::DatabaseBackend::Sqlite => {
+            "SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' \
+             AND name NOT LIKE 'sqlite_%' AND name <> 'seaql_migrations'"
+        }
+        _ => {
+            "SELECT COUNT(*) AS n FROM information_schema.tables \
+             WHERE table_schema = 'public' AND table_name <> 'seaql_migrations'"
+        }
+    };
+    let row = db
+        .query_one_raw(Statement::from_string(db.get_database_backend(), sql))
+        .await
+        .expect("query")
+        .expect("a row");
+    row.try_get::<i64>("", "n").expect("count")
+}
+
+db_test!(apply_to_an_empty_database_and_rerun_as_a_no_op, |env| {
+    // The harness already migrated the fresh database once.
+    assert_eq!(table_count(&env.db).await, 10);
+    Migrator::up(&env.db, None).await.expect("second run");
+    env.registry.migrate().await.expect("third run");
+    assert_eq!(table_count(&env.db).await, 10);
+    let applied = Migrator::get_applied_migrations(&env.db)
+        .await
+        .expect("applied");
+    assert_eq!(applied.len(), Migrator::migrations().len());
+});
+
+db_test!(roll_back_to_nothing_and_apply_again, |env| {
+    Migrator::down(&env.db, None).await.expect("down");
+    assert_eq!(table_count(&env.db).await, 0);
+    Migrator::up(&env.db, None).await.expect("up again");
+    assert_eq!(table_count(&env.db).await, 10);
+});
+
+db_test!(
+    opening_a_database_migrates_it_and_reopening_is_harmless,
+    |env| {
+        let opened = telephony_registry::Registry::open(
+            &env.url,
+            env.keyring.clone(),
+            env.factory.clone(),
+            env.registry.config().clone(),
+        )
+        .await
+        .expect("open an up-to-date database");
+        opened.ping().await.expect("ping");
+        let org = opened.create_organization("Acme").await.expect("org");
+        assert_eq!(
+            env.registry
+                .organization(&org.id)
+                .await
+                .expect("same db")
+                .name,
+            "Acme"
+        );
+    }
+);
+
+#[tokio::test]
+async fn an_in_memory_sqlite_registry_opens_with_its_schema() {
+    let env = crate::harness::Env::start(crate::harness::DbKind::Sqlite)
+        .await
+        .expect("sqlite");
+    let memory = telephony_registry::Registry::open(
+        "sqlite::memory:",
+        env.keyring.clone(),
+        env.factory.clone(),
+        env.registry.config().clone(),
+    )
+    .await
+    .expect("open in memory");
+    let org = memory.create_organization("Acme").await.expect("org");
+    assert_eq!(
+        memory.organization(&org.id).await.expect("read back").id,
+        org.id
+    );
+    env.finish().await;
+}
