@@ -1,13 +1,84 @@
-//! `telephony-gateway`: the service binary. It only reads configuration and hands off.
+//! `telephony-gateway`: the service binary. It reads the command line and environment, starts
+//! tracing and the runtime, and hands off to `telephony-service`; nothing else lives here.
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
+use telephony_service::{Config, commands};
 
 /// Bring-your-own-carrier telephony gateway for voice-AI platforms.
 #[derive(Debug, Parser)]
 #[command(version, about)]
-struct Cli {}
+struct Cli {
+    #[command(flatten)]
+    config: Config,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the REST API, the carrier webhooks and the operator endpoints.
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Manage organizations.
+    Org {
+        #[command(subcommand)]
+        command: OrgCommand,
+    },
+    /// Manage the master keys that encrypt stored carrier secrets.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum OrgCommand {
+    /// Create an organization; prints its id and a new API key once, as JSON.
+    Create {
+        /// The organization's name.
+        #[arg(long)]
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Add a new active master key and re-wrap every stored secret under it.
+    Rotate,
+}
 
 fn main() -> anyhow::Result<()> {
-    let _cli = Cli::parse();
-    Ok(())
+    let cli = Cli::parse();
+    telephony_service::telemetry::init_tracing(cli.config.log_format)
+        .map_err(|e| anyhow::anyhow!("cannot start logging: {e}"))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Serve => commands::serve(cli.config).await?,
+            Command::Migrate => commands::migrate(&cli.config).await?,
+            Command::Org {
+                command: OrgCommand::Create { name },
+            } => {
+                let created = commands::create_org(&cli.config, &name).await?;
+                // The one place the API key is shown: the operator's terminal, once.
+                #[allow(clippy::print_stdout)]
+                {
+                    println!("{}", serde_json::to_string_pretty(&created)?);
+                }
+            }
+            Command::Keys {
+                command: KeysCommand::Rotate,
+            } => {
+                let report = commands::rotate_master_key(&cli.config).await?;
+                #[allow(clippy::print_stdout)]
+                {
+                    println!("{}", serde_json::to_string_pretty(&report)?);
+                }
+            }
+        }
+        anyhow::Ok(())
+    })
 }

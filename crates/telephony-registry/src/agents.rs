@@ -31,7 +31,20 @@ pub(crate) fn agent_from_row(row: agent::Model) -> Result<Agent> {
     })
 }
 
-fn check_target(target: &AgentTarget) -> Result<(&'static str, &str)> {
+/// A concurrency limit as stored: at least 1, and small enough for the column.
+fn check_limit(limit: Option<u32>) -> Result<Option<i32>> {
+    match limit {
+        Some(0) => Err(RegistryError::InvalidRequest(
+            "a concurrency limit is at least 1".into(),
+        )),
+        Some(n) => i32::try_from(n)
+            .map(Some)
+            .map_err(|_| RegistryError::InvalidRequest("concurrency limit too large".into())),
+        None => Ok(None),
+    }
+}
+
+pub(crate) fn check_target(target: &AgentTarget) -> Result<(&'static str, &str)> {
     match target {
         AgentTarget::MediaStream(url) => {
             if url.starts_with("wss://") || url.starts_with("ws://") {
@@ -71,17 +84,7 @@ impl Registry {
         if let Some(fallback) = &new.fallback_number {
             E164::parse(fallback).map_err(|_| RegistryError::InvalidPhoneNumber)?;
         }
-        let limit = match new.max_concurrent_calls {
-            Some(0) => {
-                return Err(RegistryError::InvalidRequest(
-                    "a concurrency limit is at least 1".into(),
-                ));
-            }
-            Some(n) => Some(i32::try_from(n).map_err(|_| {
-                RegistryError::InvalidRequest("concurrency limit too large".into())
-            })?),
-            None => None,
-        };
+        let limit = check_limit(new.max_concurrent_calls)?;
         let row = agent::ActiveModel {
             id: Set(new_id()),
             org_id: Set(org_id.to_owned()),
@@ -95,6 +98,36 @@ impl Registry {
         .insert(&self.db)
         .await?;
         agent_from_row(row)
+    }
+
+    /// Replaces an agent's settings (name, target, fallback, limit); its id and the numbers
+    /// assigned to it stay.
+    ///
+    /// # Errors
+    /// [`RegistryError::NotFound`] for an unknown agent of the organization; the errors of
+    /// [`Registry::create_agent`] for invalid settings.
+    pub async fn update_agent(&self, org_id: &str, agent_id: &str, new: NewAgent) -> Result<Agent> {
+        let row = agent::Entity::find_by_id(agent_id.to_owned())
+            .filter(agent::Column::OrgId.eq(org_id))
+            .one(&self.db)
+            .await?
+            .ok_or(RegistryError::NotFound("agent"))?;
+        let name = new.name.trim();
+        if name.is_empty() {
+            return Err(RegistryError::InvalidRequest("agent name is empty".into()));
+        }
+        let (kind, target) = check_target(&new.target)?;
+        if let Some(fallback) = &new.fallback_number {
+            E164::parse(fallback).map_err(|_| RegistryError::InvalidPhoneNumber)?;
+        }
+        let limit = check_limit(new.max_concurrent_calls)?;
+        let mut active: agent::ActiveModel = row.into();
+        active.name = Set(name.to_owned());
+        active.target_kind = Set(kind.to_owned());
+        active.target = Set(target.to_owned());
+        active.fallback_number = Set(new.fallback_number);
+        active.max_concurrent_calls = Set(limit);
+        agent_from_row(active.update(&self.db).await?)
     }
 
     /// One agent of the organization.

@@ -35,8 +35,25 @@ impl Registry {
     /// # Errors
     /// [`RegistryError::Database`].
     pub async fn audit_log(&self, org_id: &str, limit: u64) -> Result<Vec<AuditEntry>> {
-        let rows = audit::Entity::find()
-            .filter(audit::Column::OrgId.eq(org_id))
+        self.audit_page(org_id, None, limit).await
+    }
+
+    /// A page of the organization's audit log, newest first: at most `limit` entries with an
+    /// id below `before` (from the newest when `None`).
+    ///
+    /// # Errors
+    /// [`RegistryError::Database`].
+    pub async fn audit_page(
+        &self,
+        org_id: &str,
+        before: Option<i64>,
+        limit: u64,
+    ) -> Result<Vec<AuditEntry>> {
+        let mut query = audit::Entity::find().filter(audit::Column::OrgId.eq(org_id));
+        if let Some(before) = before {
+            query = query.filter(audit::Column::Id.lt(before));
+        }
+        let rows = query
             .order_by_desc(audit::Column::Id)
             .limit(limit)
             .all(&self.db)

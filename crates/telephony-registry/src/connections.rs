@@ -5,7 +5,8 @@
 use std::sync::Arc;
 
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder,
 };
 use telephony_carrier::{
     Carrier, CarrierCredentials, CarrierError, Provider, TelnyxCredentials, TwilioAuth,
@@ -250,6 +251,23 @@ impl Registry {
             .one(&self.db)
             .await?
             .ok_or(RegistryError::NotFound("connection"))
+    }
+
+    /// How many numbers are imported through a connection of the organization.
+    ///
+    /// # Errors
+    /// [`RegistryError::NotFound`] for an unknown connection of the organization.
+    pub async fn count_numbers_of_connection(
+        &self,
+        org_id: &str,
+        connection_id: &str,
+    ) -> Result<u64> {
+        self.connection_row(org_id, connection_id).await?;
+        Ok(number::Entity::find()
+            .filter(number::Column::OrgId.eq(org_id))
+            .filter(number::Column::ConnectionId.eq(connection_id))
+            .count(&self.db)
+            .await?)
     }
 
     /// One connection of the organization.

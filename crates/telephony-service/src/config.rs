@@ -1,0 +1,103 @@
+//! The service's configuration: flags, each with an environment variable, and embedded defaults.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use url::Url;
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object a line, for log pipelines.
+    Json,
+}
+
+/// Where the gateway keeps its data and how it reaches the carriers.
+///
+/// Every setting has an environment variable (`TELEPHONY_*`) and a flag; the defaults start the
+/// gateway on SQLite under `./data/` with a master-key file created on first start.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Config {
+    /// Database URL: `sqlite://PATH?mode=rwc` (embedded default) or `postgres://...`.
+    #[arg(
+        long,
+        env = "TELEPHONY_DATABASE_URL",
+        default_value = "sqlite://./data/gateway.db?mode=rwc"
+    )]
+    pub database_url: String,
+
+    /// Address the HTTP server listens on.
+    #[arg(long, env = "TELEPHONY_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// The public base URL carriers reach the gateway at. Voice URLs are set from it and Twilio
+    /// signatures are checked against it, never against the request's Host header.
+    #[arg(
+        long,
+        env = "TELEPHONY_PUBLIC_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub public_url: Url,
+
+    /// Master-key file (created with owner-only permissions on first start if missing).
+    #[arg(
+        long,
+        env = "TELEPHONY_MASTER_KEY_FILE",
+        default_value = "./data/master.key"
+    )]
+    pub master_key_file: PathBuf,
+
+    /// Master keys given as a value instead of a file (same syntax as the file). Takes precedence.
+    #[arg(long, env = "TELEPHONY_MASTER_KEY", hide_env_values = true)]
+    pub master_key: Option<String>,
+
+    /// Key file for the per-call tokens given to agents (created on first start if missing).
+    /// Every instance must use the same key; agents verify tokens with it.
+    #[arg(
+        long,
+        env = "TELEPHONY_AGENT_TOKEN_KEY_FILE",
+        default_value = "./data/agent-token.key"
+    )]
+    pub agent_token_key_file: PathBuf,
+
+    /// Twilio REST API base URL (point it at the carrier emulator for local work).
+    #[arg(long, env = "TELEPHONY_TWILIO_API_BASE")]
+    pub twilio_api_base: Option<Url>,
+
+    /// Telnyx API v2 base URL (point it at the carrier emulator for local work).
+    #[arg(long, env = "TELEPHONY_TELNYX_API_BASE")]
+    pub telnyx_api_base: Option<Url>,
+
+    /// Log format.
+    #[arg(long, env = "TELEPHONY_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+
+    /// How long webhooks signed with a rotated-out carrier token keep verifying, in seconds.
+    #[arg(long, env = "TELEPHONY_ROTATION_GRACE_SECS", default_value_t = 86_400)]
+    pub rotation_grace_secs: u64,
+
+    /// Largest request body accepted, in bytes.
+    #[arg(long, env = "TELEPHONY_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// How long graceful shutdown waits for in-flight requests, in seconds.
+    #[arg(long, env = "TELEPHONY_SHUTDOWN_GRACE_SECS", default_value_t = 20)]
+    pub shutdown_grace_secs: u64,
+}
+
+impl Config {
+    /// The rotation grace period.
+    #[must_use]
+    pub fn rotation_grace(&self) -> Duration {
+        Duration::from_secs(self.rotation_grace_secs)
+    }
+
+    /// The graceful-shutdown deadline.
+    #[must_use]
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.shutdown_grace_secs)
+    }
+}
