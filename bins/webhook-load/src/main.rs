@@ -130,7 +130,9 @@ fn main() -> anyhow::Result<()> {
         .context("parsing the requests file")?;
     anyhow::ensure!(!requests.is_empty(), "the requests file is empty");
 
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     let summary = runtime.block_on(run(args, requests))?;
     #[allow(clippy::print_stdout)]
     {
@@ -167,7 +169,11 @@ async fn run(args: Args, requests: Vec<Prepared>) -> anyhow::Result<Summary> {
     let ms = |q: f64| histogram.value_at_quantile(q) as f64 / 1000.0;
     Ok(Summary {
         label: args.label.clone(),
-        mode: if args.rate.is_some() { "open-loop" } else { "closed-loop" },
+        mode: if args.rate.is_some() {
+            "open-loop"
+        } else {
+            "closed-loop"
+        },
         target_rate: args.rate,
         seconds: elapsed.as_secs_f64(),
         requests: ok + errors,
@@ -245,5 +251,7 @@ async fn phase(
 }
 
 fn micros(latency: Duration) -> u64 {
-    u64::try_from(latency.as_micros()).unwrap_or(u64::MAX).max(1)
+    u64::try_from(latency.as_micros())
+        .unwrap_or(u64::MAX)
+        .max(1)
 }
