@@ -353,15 +353,15 @@ pub async fn update(
             .await?;
         return Ok(Json(applied.into()));
     }
-    let mut changes = Vec::new();
-    if let Some(mode) = body.webhook_mode {
-        if let Applied::Done { changes: made, .. } = registry
+    let changes = match body.webhook_mode {
+        Some(mode) => match registry
             .set_webhook_mode(&org.id, &id, mode.into(), false)
             .await?
         {
-            changes = made;
-        }
-    }
+            Applied::Done { changes, .. } | Applied::DryRun { changes } => changes,
+        },
+        None => Vec::new(),
+    };
     if let Some(agent_id) = &body.agent_id {
         registry
             .assign_agent(&org.id, &id, agent_id.as_deref())
