@@ -135,11 +135,154 @@ pub(crate) struct Answer {
 
 impl Answer {
     /// Decodes the body as JSON.
+    ///
+    /// The error names the position only, never serde's own message: that message can quote a
+    /// value of the body (`invalid type: string "…"`), and some answers carry secrets (a new
+    /// subaccount's auth token).
     pub(crate) fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, CarrierError> {
-        serde_json::from_slice(&self.body).map_err(|e| {
-            CarrierError::Protocol(format!("undecodable {} answer: {e}", self.status.as_u16()))
+        serde_json::from_slice(&self.body)
+            .map_err(|e| CarrierError::Protocol(json_error(self.status, &e)))
+    }
+}
+
+/// Describes a JSON decoding failure by its category and position only.
+fn json_error(status: StatusCode, error: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    let kind = match error.classify() {
+        Category::Syntax => "invalid JSON",
+        Category::Eof => "truncated JSON",
+        Category::Data => "JSON of an unexpected shape",
+        Category::Io => "unreadable JSON",
+    };
+    format!(
+        "undecodable {} answer: {kind} at line {} column {}",
+        status.as_u16(),
+        error.line(),
+        error.column()
+    )
+}
+
+/// The text of a [`CarrierError::Protocol`] error without its prefix, or any other error's text:
+/// to say more about a 2xx answer that could not be read.
+pub(crate) fn protocol_detail(error: CarrierError) -> String {
+    match error {
+        CarrierError::Protocol(detail) => detail,
+        other => other.to_string(),
+    }
+}
+
+/// The longest id shown in an error message; longer ones are cut.
+const MAX_SHOWN_ID: usize = 64;
+
+/// Checks that `id` can name exactly one resource as one path segment, and returns it.
+///
+/// The `url` crate skips a segment that is `.` or `..`, and an empty segment addresses the
+/// collection instead of one of its members, so such an id would reach another resource than the
+/// one asked for. Ids with `/`, `\`, `?`, `#`, `%`, white space or control characters are
+/// refused too: the `url` crate would percent-encode them, but no carrier id contains them, and a
+/// proxy that decodes twice would split them. Nothing is sent for a refused id; the error is
+/// [`CarrierError::NotFound`] (no resource can have that id), naming `what` and the id, escaped
+/// and cut to a few dozen characters.
+pub(crate) fn path_id<'a>(id: &'a str, what: &str) -> Result<&'a str, CarrierError> {
+    if is_path_id(id) {
+        Ok(id)
+    } else {
+        Err(CarrierError::NotFound {
+            what: format!("{what} {} (not a valid id)", shown_id(id)),
         })
     }
+}
+
+/// Whether `id` is usable as one path segment naming one resource (see [`path_id`]).
+pub(crate) fn is_path_id(id: &str) -> bool {
+    !id.is_empty()
+        && id != "."
+        && id != ".."
+        && !id.chars().any(|c| {
+            matches!(c, '/' | '\\' | '?' | '#' | '%') || c.is_whitespace() || c.is_control()
+        })
+}
+
+/// An id as shown in an error: Debug-escaped (control characters cannot reach a log line raw)
+/// and cut to [`MAX_SHOWN_ID`] characters.
+fn shown_id(id: &str) -> String {
+    if id.chars().count() > MAX_SHOWN_ID {
+        let cut: String = id.chars().take(MAX_SHOWN_ID).collect();
+        format!("{cut:?}…")
+    } else {
+        format!("{id:?}")
+    }
+}
+
+/// Checks a configured base URL (`carrier` names it in the error, which never shows the URL):
+/// http(s) and able to take a path; no user info, because it would be printed with the
+/// configuration and `reqwest` would turn it into an `Authorization` header of its own; no
+/// query or fragment, which path building would carry along; and `https` unless the host is a
+/// loopback address (`127.0.0.0/8`, `::1`, `localhost`), because the credentials would otherwise
+/// cross the network in clear text.
+pub(crate) fn check_base_url(base: &url::Url, carrier: &str) -> Result<(), CarrierError> {
+    let refuse = |why: &str| {
+        Err(CarrierError::InvalidConfig(format!(
+            "the {carrier} base url {why}"
+        )))
+    };
+    if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
+        return refuse("must be an http(s) url");
+    }
+    if !base.username().is_empty() || base.password().is_some() {
+        return refuse(
+            "must not carry a user name or password (credentials are configured per account)",
+        );
+    }
+    if base.query().is_some() || base.fragment().is_some() {
+        return refuse("must not have a query or a fragment");
+    }
+    if base.scheme() == "http" && !is_loopback(base) {
+        return refuse("must use https unless its host is a loopback address");
+    }
+    Ok(())
+}
+
+fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
+}
+
+/// A base URL as a configuration's `Debug` shows it: without user info, query or fragment, which
+/// [`check_base_url`] refuses anyway but which a configuration may hold before it is checked.
+pub(crate) fn redacted_url(url: &url::Url) -> String {
+    let mut shown = url.clone();
+    let mut cut = false;
+    if !shown.username().is_empty() || shown.password().is_some() {
+        // Both only fail for URLs that cannot have user info, which then have none.
+        let _ = shown.set_username("");
+        let _ = shown.set_password(None);
+        cut = true;
+    }
+    if shown.query().is_some() || shown.fragment().is_some() {
+        shown.set_query(None);
+        shown.set_fragment(None);
+        cut = true;
+    }
+    if cut {
+        format!("{shown} (redacted)")
+    } else {
+        shown.to_string()
+    }
+}
+
+/// What happened to the attempts of one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Attempts {
+    /// Attempts made, the first included.
+    pub(crate) count: u32,
+    /// Whether an attempt before the last failed in a way that leaves unknown whether the
+    /// carrier acted on it.
+    pub(crate) earlier_fate_unknown: bool,
 }
 
 /// Turns a failed answer (non-2xx) into the carrier-specific error.
@@ -186,26 +329,48 @@ impl Transport {
         build: &(dyn Fn() -> reqwest::RequestBuilder + Sync),
         map_error: ErrorMapper<'_>,
     ) -> Result<Answer, CarrierError> {
+        self.send_reporting(idempotency, build, map_error).await.0
+    }
+
+    /// As [`Transport::send`], and also says whether an earlier attempt may have been carried
+    /// out by the carrier although its answer never arrived (it timed out, the connection
+    /// dropped, or the carrier answered 5xx). A caller can then read a final "already done"
+    /// refusal as the effect of that earlier attempt.
+    pub(crate) async fn send_reporting(
+        &self,
+        idempotency: Idempotency,
+        build: &(dyn Fn() -> reqwest::RequestBuilder + Sync),
+        map_error: ErrorMapper<'_>,
+    ) -> (Result<Answer, CarrierError>, Attempts) {
         let max_attempts = match idempotency {
             Idempotency::Idempotent => self.retry.max_attempts.max(1),
             Idempotency::SendOnce => 1,
         };
-        let mut attempt = 1;
+        let mut attempts = Attempts {
+            count: 0,
+            earlier_fate_unknown: false,
+        };
         loop {
+            attempts.count += 1;
+            let attempt = attempts.count;
             let result = self.attempt(build, map_error, attempt).await;
             match result {
-                Ok(answer) => return Ok(answer),
+                Ok(answer) => return (Ok(answer), attempts),
                 Err(error) if attempt < max_attempts => {
                     match self.retry.delay_before(attempt, &error) {
                         Some(wait) => {
                             tracing::debug!(attempt, wait_ms = wait.as_millis() as u64, error = %error, "carrier request will be retried");
+                            // A 429 means the carrier did not act; anything else retryable
+                            // (5xx, timeout, dropped connection) leaves it unknown.
+                            if matches!(error, CarrierError::Unavailable { .. }) {
+                                attempts.earlier_fate_unknown = true;
+                            }
                             tokio::time::sleep(wait).await;
-                            attempt += 1;
                         }
-                        None => return Err(error),
+                        None => return (Err(error), attempts),
                     }
                 }
-                Err(error) => return Err(error),
+                Err(error) => return (Err(error), attempts),
             }
         }
     }
@@ -423,6 +588,107 @@ mod tests {
         ] {
             assert_eq!(policy.delay_before(1, &error), None, "{error}");
         }
+    }
+
+    // Finding 7: the error of an undecodable answer quoted serde's message, which can repeat a
+    // value of the body, such as the auth token of a new subaccount.
+    #[test]
+    fn a_json_error_never_quotes_the_answer_body() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Account {
+            sid: String,
+            auth_token: u64,
+        }
+        for body in [
+            r#"{"sid": "AC1", "auth_token": "secret-token-from-the-body"}"#,
+            r#"{"sid": "AC1", "auth_token": 1, "secret-token-from-the-body": }"#,
+            r#"{"sid": "AC1", "secret-token-from-the-body"#,
+            r#"{"sid": "AC1", "auth_token": 5, "secret-token-from-the-body": 1"#,
+        ] {
+            let answer = Answer {
+                status: StatusCode::CREATED,
+                body: body.as_bytes().to_vec(),
+            };
+            let error = answer.json::<Account>().unwrap_err();
+            let text = format!("{error} {error:?}");
+            assert!(!text.contains("secret"), "{text}");
+            assert!(
+                matches!(&error, CarrierError::Protocol(m) if m.starts_with("undecodable 201 answer: ") && m.contains(" at line 1 column ")),
+                "{error:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn ids_that_the_url_would_skip_or_split_are_not_path_ids() {
+        for bad in [
+            "", ".", "..", "a/b", "a\\b", "a?b", "a#b", "a%2e", " a", "a\tb", "a\u{0}b", "a\u{7f}b",
+        ] {
+            assert!(!is_path_id(bad), "{bad:?}");
+            let error = path_id(bad, "twilio call").unwrap_err();
+            assert!(
+                matches!(&error, CarrierError::NotFound { what } if what.starts_with("twilio call \"") && what.ends_with("(not a valid id)")),
+                "{error:?}"
+            );
+        }
+        for good in [
+            "CA00000000000000000000000000000001",
+            "v3:abc-DEF_123",
+            "1293384261075731001",
+            "5a1b3c4d-0000-4000-8000-000000000000",
+            "...",
+            ".x",
+        ] {
+            assert_eq!(path_id(good, "id").unwrap(), good);
+        }
+        let long = "y".repeat(10_000);
+        let CarrierError::NotFound { what } = path_id(&(long + "/"), "telnyx call").unwrap_err()
+        else {
+            panic!("not found");
+        };
+        assert!(what.len() < 100, "{what}");
+    }
+
+    #[test]
+    fn a_base_url_with_user_info_or_plain_http_to_a_remote_host_is_refused() {
+        let check = |text: &str| check_base_url(&url::Url::parse(text).unwrap(), "twilio");
+        for bad in [
+            "https://user:pw@example.com/",
+            "https://user@example.com/",
+            "https://:pw@example.com/",
+            "https://example.com/?a=1",
+            "https://example.com/?",
+            "https://example.com/#x",
+            "http://example.com/",
+            "http://192.168.1.1/",
+            "http://[::2]/",
+            "ftp://127.0.0.1/",
+            "mailto:ops@example.com",
+        ] {
+            let error = check(bad).unwrap_err();
+            assert!(
+                matches!(&error, CarrierError::InvalidConfig(m) if !m.contains("pw")),
+                "{bad}: {error:?}"
+            );
+        }
+        for good in [
+            "https://example.com",
+            "http://127.0.0.1:1/",
+            "http://127.255.255.254/",
+            "http://localhost/",
+            "http://[::1]/",
+        ] {
+            assert!(check(good).is_ok(), "{good}");
+        }
+    }
+
+    #[test]
+    fn a_redacted_url_shows_no_user_info_query_or_fragment() {
+        let shown = redacted_url(&url::Url::parse("https://u:pw@example.com/v2?k=pw#pw").unwrap());
+        assert_eq!(shown, "https://example.com/v2 (redacted)");
+        let plain = redacted_url(&url::Url::parse("https://example.com/v2").unwrap());
+        assert_eq!(plain, "https://example.com/v2");
     }
 
     #[test]

@@ -21,6 +21,22 @@
 //! `RateLimited` with the carrier's `Retry-After`, 5xx / timeout / refused or dropped
 //! connection `Unavailable`, any other 4xx `Rejected` with the carrier's own code and message.
 //!
+//! An id that cannot name exactly one resource as one URL path segment — empty, `.`, `..`, or
+//! holding `/`, `\`, `?`, `#`, `%`, white space or a control character — is refused before
+//! anything is sent, as [`CarrierError::NotFound`]: no resource has that id, and the `url`
+//! crate would otherwise skip the segment and address another resource (a Twilio
+//! `stop_recording("..", id)` would update `/Accounts/{sid}/Calls/Recordings/{id}.json`, and an
+//! empty id names a whole collection). An account SID in the credentials that cannot be a path
+//! segment is refused the same way, as [`CarrierError::InvalidCredentials`].
+//!
+//! Once a carrier has answered 2xx to a request that creates something, the client never turns
+//! that answer into an error that looks retryable. A bought number whose answer cannot be read
+//! is [`Purchase::Pending`] (on the Telnyx order id, or the Twilio number SID) when the answer
+//! names it, for [`Carrier::purchase_status`] to finish; otherwise, and for a placed call whose
+//! answer cannot be read, the error is a [`CarrierError::Protocol`] that says the number may
+//! have been bought or the call placed. A decoding error names the position in the body only,
+//! never a value from it (a subaccount's answer carries its auth token).
+//!
 //! # Retries
 //!
 //! Only idempotent requests are retried: reads, and updates that set absolute values (a
@@ -39,7 +55,11 @@
 //! `api.twilio.com` for the default `us1` region without an edge, `api.{edge}.{region}.twilio.com`
 //! otherwise (`api.dublin.ie1.twilio.com`, `api.sydney.au1.twilio.com`). A region other than
 //! `us1` without a configured edge gets its home edge, because Twilio retired the
-//! `api.{region}.twilio.com` form. A custom base URL (an emulator, a proxy) is used as is.
+//! `api.{region}.twilio.com` form. A custom base URL (an emulator, a proxy) is used as is, once
+//! checked: no user info (it would be printed with the configuration and sent as an
+//! `Authorization` header of its own), no query or fragment, and `https` unless the host is a
+//! loopback address (`127.0.0.0/8`, `::1`, `localhost`). The Telnyx base URL is checked the
+//! same way.
 //!
 //! # Telnyx calls and orders
 //!
@@ -95,7 +115,9 @@ impl CarrierClients {
     ///
     /// # Errors
     /// [`CarrierError::InvalidConfig`] when a configuration cannot be used (a Twilio region
-    /// without a known edge, a base URL that is not http(s)) or TLS cannot be set up.
+    /// without a known edge; a base URL that is not http(s), carries user info, a query or a
+    /// fragment, or is plain `http` to a host that is not a loopback address) or TLS cannot be
+    /// set up.
     pub fn new(twilio: TwilioConfig, telnyx: TelnyxConfig) -> Result<Self, CarrierError> {
         let twilio_base = twilio.api_base()?;
         telnyx.check()?;
@@ -190,8 +212,13 @@ pub trait Carrier: Send + Sync + std::fmt::Debug {
 
     /// Buys a number and gives it an inbound configuration.
     ///
+    /// Once the carrier accepted the purchase, the result is never a retryable error: a number
+    /// that is bought but cannot be read yet is [`Purchase::Pending`].
+    ///
     /// # Errors
-    /// [`CarrierError::Rejected`] when the number is no longer for sale.
+    /// [`CarrierError::Rejected`] when the number is no longer for sale;
+    /// [`CarrierError::Protocol`] (saying the number may have been bought) when the carrier
+    /// accepted the purchase with an answer that names nothing to look up.
     async fn buy_number(&self, request: &PurchaseRequest) -> Result<Purchase, CarrierError>;
 
     /// The current state of an order that was [`Purchase::Pending`].
@@ -209,7 +236,8 @@ pub trait Carrier: Send + Sync + std::fmt::Debug {
     /// Places an outbound call.
     ///
     /// # Errors
-    /// Any [`CarrierError`].
+    /// Any [`CarrierError`]; a [`CarrierError::Protocol`] that says the call may have been placed
+    /// when the carrier accepted it with an answer that names no call.
     async fn place_call(&self, call: &OutboundCall) -> Result<CallInfo, CarrierError>;
 
     /// A call's current state.
@@ -227,7 +255,9 @@ pub trait Carrier: Send + Sync + std::fmt::Debug {
     /// Hangs up a live call.
     ///
     /// # Errors
-    /// [`CarrierError::Rejected`] when the call is already over.
+    /// [`CarrierError::Rejected`] when the call is already over, except on Twilio when that
+    /// refusal answers a retry after an attempt whose fate is unknown (timed out, dropped, 5xx):
+    /// that attempt most likely ended the call, and the hang-up succeeds.
     async fn hangup_call(&self, call_id: &str) -> Result<(), CarrierError>;
 
     /// Starts recording a live call.

@@ -11,7 +11,10 @@ use url::Url;
 
 use crate::Carrier;
 use crate::error::CarrierError;
-use crate::http::{Answer, Idempotency, RetryPolicy, Timeouts, Transport, classify};
+use crate::http::{
+    Answer, Idempotency, RetryPolicy, Timeouts, Transport, check_base_url, classify, is_path_id,
+    path_id, protocol_detail, redacted_url,
+};
 use crate::types::{
     AccountInfo, AvailableNumber, AvailableQuery, CallInfo, CallTarget, Capabilities, E164,
     InboundConfig, NumberPage, NumberType, OutboundCall, OwnedNumber, PageCursor, Provider,
@@ -19,7 +22,9 @@ use crate::types::{
 };
 
 /// How to reach Telnyx.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Its `Debug` shows `base_url` without user info, query or fragment.
+#[derive(Clone, PartialEq, Eq)]
 pub struct TelnyxConfig {
     /// The API base, `https://api.telnyx.com/v2` by default; an emulator's in tests.
     pub base_url: Url,
@@ -42,20 +47,27 @@ impl Default for TelnyxConfig {
     }
 }
 
+impl std::fmt::Debug for TelnyxConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TelnyxConfig")
+            .field("base_url", &redacted_url(&self.base_url))
+            .field("timeouts", &self.timeouts)
+            .field("retry", &self.retry)
+            .field("page_size", &self.page_size)
+            .finish()
+    }
+}
+
 impl TelnyxConfig {
     /// Checks that the base URL can be used.
     ///
     /// # Errors
-    /// [`CarrierError::InvalidConfig`] when it is not an http(s) URL that can take a path.
+    /// [`CarrierError::InvalidConfig`] when it is not an http(s) URL that can take a path, when
+    /// it carries user info (`https://user:pass@host`), a query or a fragment, or when it uses
+    /// plain `http` for a host that is not a loopback address (`127.0.0.0/8`, `::1`,
+    /// `localhost`): the API key would cross the network in clear text.
     pub fn check(&self) -> Result<(), CarrierError> {
-        let base = &self.base_url;
-        if matches!(base.scheme(), "http" | "https") && !base.cannot_be_a_base() {
-            Ok(())
-        } else {
-            Err(CarrierError::InvalidConfig(
-                "the telnyx base url must be an http(s) url".to_owned(),
-            ))
-        }
+        check_base_url(&self.base_url, "telnyx")
     }
 }
 
@@ -161,6 +173,9 @@ impl TelnyxClient {
     }
 
     /// The URL of a TeXML call resource: `/texml/Accounts/{account_sid}/Calls[/{call_sid}]`.
+    ///
+    /// An account SID that cannot be one path segment is refused as
+    /// [`CarrierError::InvalidCredentials`], a call SID as [`CarrierError::NotFound`].
     fn texml_calls_url(&self, call_sid: Option<&str>) -> Result<Url, CarrierError> {
         let account = self
             .credentials
@@ -169,8 +184,14 @@ impl TelnyxClient {
             .ok_or(CarrierError::Unsupported(
                 "telnyx texml calls without the account sid in the credentials",
             ))?;
+        if !is_path_id(account) {
+            return Err(CarrierError::InvalidCredentials);
+        }
         match call_sid {
-            Some(sid) => self.url(&["texml", "Accounts", account, "Calls", sid]),
+            Some(sid) => {
+                let sid = path_id(sid, "telnyx call")?;
+                self.url(&["texml", "Accounts", account, "Calls", sid])
+            }
             None => self.url(&["texml", "Accounts", account, "Calls"]),
         }
     }
@@ -231,12 +252,18 @@ impl TelnyxClient {
     }
 
     async fn number_by_id(&self, id: &str) -> Result<WireNumber, CarrierError> {
+        let id = path_id(id, "telnyx phone number")?;
         let url = self.url(&["phone_numbers", id])?;
         let answer: WireData<WireNumber> =
             self.get(url, &format!("telnyx phone number {id}")).await?;
         Ok(answer.data)
     }
 
+    /// What an order's state means. A successful order is [`Purchase::Completed`] with the
+    /// number as now owned; when that number cannot be read right now (the follow-up read
+    /// fails, however it fails), the purchase stays [`Purchase::Pending`]: the number is bought
+    /// and billed, so an error here would invite the caller to buy again or forget it, while
+    /// [`Carrier::purchase_status`] finishes the purchase later.
     async fn order_outcome(&self, order: WireOrder) -> Result<Purchase, CarrierError> {
         match order.status.as_deref() {
             Some("success") => {
@@ -245,11 +272,19 @@ impl TelnyxClient {
                     .first()
                     .and_then(|n| E164::parse(&n.phone_number).ok())
                     .ok_or_else(|| {
-                        CarrierError::Protocol(format!("telnyx order {} names no number", order.id))
+                        CarrierError::Protocol(format!(
+                            "telnyx order {} succeeded but names no number: look the order up \
+                             before buying again",
+                            order.id
+                        ))
                     })?;
-                Ok(Purchase::Completed {
-                    number: self.fetch_number(&number).await?,
-                })
+                match self.fetch_number(&number).await {
+                    Ok(number) => Ok(Purchase::Completed { number }),
+                    Err(error) => {
+                        tracing::warn!(order_id = %order.id, %error, "telnyx order succeeded but its number could not be read: pending");
+                        Ok(Purchase::Pending { order_id: order.id })
+                    }
+                }
             }
             Some("failure") => Ok(Purchase::Failed {
                 reason: order
@@ -276,6 +311,7 @@ impl TelnyxClient {
         if let Value::Object(map) = &mut body {
             map.insert("command_id".to_owned(), Value::String(command_id()));
         }
+        let call_id = path_id(call_id, "telnyx call")?;
         let url = self.url(&["calls", call_id, "actions", action])?;
         self.send(
             idempotency,
@@ -525,6 +561,7 @@ impl Carrier for TelnyxClient {
         carrier_id: &str,
         config: &InboundConfig,
     ) -> Result<InboundConfig, CarrierError> {
+        let carrier_id = path_id(carrier_id, "telnyx phone number")?;
         let wanted = telnyx_config(config)?;
         let previous = self.number_by_id(carrier_id).await?;
         let url = self.url(&["phone_numbers", carrier_id])?;
@@ -623,11 +660,24 @@ impl Carrier for TelnyxClient {
                 &format!("telnyx available number {}", request.e164),
             )
             .await?;
-        let order: WireData<WireOrder> = answer.json()?;
-        self.order_outcome(order.data).await
+        match answer.json::<WireData<WireOrder>>() {
+            Ok(order) if is_path_id(&order.data.id) => self.order_outcome(order.data).await,
+            Ok(_) => Err(CarrierError::Protocol(format!(
+                "telnyx accepted the order of {} without a usable order id: the number may \
+                 have been bought; check the account's numbers and orders before buying again",
+                request.e164
+            ))),
+            Err(error) => Err(CarrierError::Protocol(format!(
+                "{}: telnyx accepted the order of {}, which may have been bought; check the \
+                 account's numbers and orders before buying again",
+                protocol_detail(error),
+                request.e164
+            ))),
+        }
     }
 
     async fn purchase_status(&self, order_id: &str) -> Result<Purchase, CarrierError> {
+        let order_id = path_id(order_id, "telnyx number order")?;
         let url = self.url(&["number_orders", order_id])?;
         let order: WireData<WireOrder> = self
             .get(url, &format!("telnyx number order {order_id}"))
@@ -636,6 +686,7 @@ impl Carrier for TelnyxClient {
     }
 
     async fn release_number(&self, carrier_id: &str) -> Result<(), CarrierError> {
+        let carrier_id = path_id(carrier_id, "telnyx phone number")?;
         let url = self.url(&["phone_numbers", carrier_id])?;
         // Sent once: a retried delete that had succeeded would answer 404 and hide the success.
         self.send(
@@ -696,9 +747,22 @@ impl Carrier for TelnyxClient {
                 "telnyx call",
             )
             .await?;
-        let placed: WirePlacedCall = answer.json()?;
-        let call_id = placed.call_sid.filter(|s| !s.is_empty()).ok_or_else(|| {
-            CarrierError::Protocol("telnyx started a call without naming it".to_owned())
+        let placed: WirePlacedCall = answer.json().map_err(|error| {
+            CarrierError::Protocol(format!(
+                "{}: telnyx accepted the call from {} to {}, which may have been placed",
+                protocol_detail(error),
+                call.from,
+                call.to
+            ))
+        })?;
+        let call_id = placed.call_sid.filter(|s| is_path_id(s)).ok_or_else(|| {
+            CarrierError::Protocol(format!(
+                "telnyx answered {} to the call from {} to {} without a usable call sid: the \
+                 call may have been placed",
+                answer.status.as_u16(),
+                call.from,
+                call.to
+            ))
         })?;
         Ok(CallInfo {
             call_id,

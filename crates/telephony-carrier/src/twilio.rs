@@ -9,7 +9,10 @@ use url::Url;
 
 use crate::Carrier;
 use crate::error::CarrierError;
-use crate::http::{Idempotency, RetryPolicy, Timeouts, Transport, classify};
+use crate::http::{
+    Answer, Attempts, Idempotency, RetryPolicy, Timeouts, Transport, check_base_url, classify,
+    is_path_id, path_id, protocol_detail, redacted_url,
+};
 use crate::types::{
     AccountInfo, AvailableNumber, AvailableQuery, CallInfo, CallTarget, Capabilities, E164,
     InboundConfig, NumberPage, NumberType, OutboundCall, OwnedNumber, PageCursor, Provider,
@@ -19,13 +22,19 @@ use crate::types::{
 /// The API version prefix of every path.
 const API: &str = "2010-04-01";
 
+/// Twilio's "Call is not in-progress" / "Invalid call state": the answer to an update of a call
+/// that is already over.
+const CALL_NOT_IN_PROGRESS: &str = "21220";
+
 /// Twilio error codes that mean "this number cannot do voice" when placing a call from it.
 /// 21210: the `From` number is not a verified or voice-capable caller id of the account;
 /// 21212: an invalid caller phone number.
 const NOT_VOICE_CAPABLE_CODES: [&str; 2] = ["21210", "21212"];
 
 /// How to reach Twilio.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Its `Debug` shows `base_url` without user info, query or fragment.
+#[derive(Clone, PartialEq, Eq)]
 pub struct TwilioConfig {
     /// `None` for the real Twilio, whose host is derived from `region` and `edge`; `Some` for an
     /// emulator or a proxy, used as is (region and edge are then ignored).
@@ -56,6 +65,19 @@ impl Default for TwilioConfig {
     }
 }
 
+impl std::fmt::Debug for TwilioConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TwilioConfig")
+            .field("base_url", &self.base_url.as_ref().map(redacted_url))
+            .field("region", &self.region)
+            .field("edge", &self.edge)
+            .field("timeouts", &self.timeouts)
+            .field("retry", &self.retry)
+            .field("page_size", &self.page_size)
+            .finish()
+    }
+}
+
 impl TwilioConfig {
     /// The base URL requests go to.
     ///
@@ -67,14 +89,12 @@ impl TwilioConfig {
     ///
     /// # Errors
     /// [`CarrierError::InvalidConfig`] for a region or edge that is not a plain DNS label, a
-    /// non-`us1` region without a known home edge, or a custom base that is not http(s).
+    /// non-`us1` region without a known home edge, or a custom base that is not http(s), carries
+    /// user info (`https://user:pass@host`), a query or a fragment, or uses plain `http` for a
+    /// host that is not a loopback address (`127.0.0.0/8`, `::1`, `localhost`).
     pub fn api_base(&self) -> Result<Url, CarrierError> {
         if let Some(base) = &self.base_url {
-            if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
-                return Err(CarrierError::InvalidConfig(
-                    "the twilio base url must be an http(s) url".to_owned(),
-                ));
-            }
+            check_base_url(base, "twilio")?;
             return Ok(base.clone());
         }
         let region = self.region.trim().to_ascii_lowercase();
@@ -228,9 +248,17 @@ impl TwilioClient {
                 "twilio account",
             )
             .await?;
-        let account: WireAccount = answer.json()?;
+        let account: WireAccount = answer.json().map_err(|error| {
+            CarrierError::Protocol(format!(
+                "{}: twilio accepted the subaccount {friendly_name:?}, which may have been created",
+                protocol_detail(error)
+            ))
+        })?;
         let token = account.auth_token.clone().ok_or_else(|| {
-            CarrierError::Protocol("twilio created a subaccount without an auth token".to_owned())
+            CarrierError::Protocol(format!(
+                "twilio created the subaccount {} without an auth token",
+                account.sid
+            ))
         })?;
         Ok((account.into_info(), token))
     }
@@ -246,9 +274,20 @@ impl TwilioClient {
         Ok(url)
     }
 
+    /// The account SID, refused as [`CarrierError::InvalidCredentials`] (before anything is
+    /// sent) when it cannot be one path segment: `..` would address another resource.
+    fn account_sid(&self) -> Result<&str, CarrierError> {
+        let sid = self.credentials.account_sid.as_str();
+        if is_path_id(sid) {
+            Ok(sid)
+        } else {
+            Err(CarrierError::InvalidCredentials)
+        }
+    }
+
     /// The URL of a resource under this account: `/2010-04-01/Accounts/{sid}/{segments…}`.
     fn account_url(&self, segments: &[&str]) -> Result<Url, CarrierError> {
-        let mut all = vec![API, "Accounts", self.credentials.account_sid.as_str()];
+        let mut all = vec![API, "Accounts", self.account_sid()?];
         all.extend_from_slice(segments);
         self.url(&all)
     }
@@ -271,7 +310,21 @@ impl TwilioClient {
         url: Url,
         form: &[(&str, &str)],
         what: &str,
-    ) -> Result<crate::http::Answer, CarrierError> {
+    ) -> Result<Answer, CarrierError> {
+        self.send_reporting(idempotency, method, url, form, what)
+            .await
+            .0
+    }
+
+    /// As [`TwilioClient::send`], with what happened to the attempts.
+    async fn send_reporting(
+        &self,
+        idempotency: Idempotency,
+        method: reqwest::Method,
+        url: Url,
+        form: &[(&str, &str)],
+        what: &str,
+    ) -> (Result<Answer, CarrierError>, Attempts) {
         let build = || {
             let request =
                 self.authorize(self.transport.client.request(method.clone(), url.clone()));
@@ -284,7 +337,9 @@ impl TwilioClient {
         let map_error = |status: StatusCode, headers: &HeaderMap, body: &[u8]| {
             twilio_error(status, headers, body, what)
         };
-        self.transport.send(idempotency, &build, &map_error).await
+        self.transport
+            .send_reporting(idempotency, &build, &map_error)
+            .await
     }
 
     async fn get<T: serde::de::DeserializeOwned>(
@@ -304,6 +359,7 @@ impl TwilioClient {
     }
 
     async fn fetch_number_by_sid(&self, sid: &str) -> Result<WireNumber, CarrierError> {
+        let sid = path_id(sid, "twilio phone number")?;
         let url = self.account_url(&["IncomingPhoneNumbers", &format!("{sid}.json")])?;
         self.get(url, &format!("twilio phone number {sid}")).await
     }
@@ -314,7 +370,7 @@ impl TwilioClient {
     fn cursor_url(&self, cursor: &PageCursor) -> Result<Url, CarrierError> {
         let prefix = format!(
             "/{API}/Accounts/{}/IncomingPhoneNumbers.json?",
-            self.credentials.account_sid
+            self.account_sid()?
         );
         if !cursor.0.starts_with(&prefix) || cursor.0.contains('#') {
             return Err(CarrierError::Rejected {
@@ -528,6 +584,41 @@ fn voice_form(config: &TwilioVoiceConfig) -> Vec<(&'static str, String)> {
     form
 }
 
+/// What a 2xx answer to a purchase means. Twilio bought the number, so the answer never becomes
+/// an error that looks retryable (a caller could buy again, or lose track of a billed number):
+/// an answer that does not decode as a number but names its SID is [`Purchase::Pending`] on that
+/// SID, which [`Carrier::purchase_status`] reads again; one without a usable SID is a
+/// [`CarrierError::Protocol`] error that says the number may have been bought.
+fn purchased(answer: &Answer, e164: &E164) -> Result<Purchase, CarrierError> {
+    #[derive(Deserialize)]
+    struct WireSid {
+        sid: String,
+    }
+    let may_have_been_bought = |detail: &str| {
+        CarrierError::Protocol(format!(
+            "{detail}: twilio accepted the purchase of {e164}, which may have been bought; \
+             check the account's numbers before buying again"
+        ))
+    };
+    let pending = |detail: &str| {
+        let sid = answer.json::<WireSid>().ok().map(|n| n.sid);
+        match sid {
+            Some(sid) if is_path_id(&sid) => {
+                tracing::warn!(%sid, detail, "twilio bought a number but its answer could not be read: pending");
+                Ok(Purchase::Pending { order_id: sid })
+            }
+            _ => Err(may_have_been_bought(detail)),
+        }
+    };
+    match answer.json::<WireNumber>() {
+        Ok(number) => number
+            .into_owned()
+            .map(|number| Purchase::Completed { number })
+            .or_else(|error| pending(&protocol_detail(error))),
+        Err(error) => pending(&protocol_detail(error)),
+    }
+}
+
 fn twilio_config(config: &InboundConfig) -> Result<&TwilioVoiceConfig, CarrierError> {
     match config {
         InboundConfig::Twilio(config) => Ok(config),
@@ -548,7 +639,7 @@ impl Carrier for TwilioClient {
     }
 
     async fn verify_credentials(&self) -> Result<AccountInfo, CarrierError> {
-        let sid = self.credentials.account_sid.clone();
+        let sid = self.account_sid()?;
         let url = self.url(&[API, "Accounts", &format!("{sid}.json")])?;
         let account: WireAccount = self.get(url, &format!("twilio account {sid}")).await?;
         Ok(account.into_info())
@@ -592,6 +683,7 @@ impl Carrier for TwilioClient {
         carrier_id: &str,
         config: &InboundConfig,
     ) -> Result<InboundConfig, CarrierError> {
+        let carrier_id = path_id(carrier_id, "twilio phone number")?;
         let wanted = twilio_config(config)?;
         let previous = self.fetch_number_by_sid(carrier_id).await?.voice_config();
         let url = self.account_url(&["IncomingPhoneNumbers", &format!("{carrier_id}.json")])?;
@@ -618,6 +710,7 @@ impl Carrier for TwilioClient {
             NumberType::TollFree => "TollFree.json",
         };
         let country = query.country.to_ascii_uppercase();
+        path_id(&country, "twilio available numbers in country")?;
         let mut url = self.account_url(&["AvailablePhoneNumbers", &country, kind])?;
         {
             let mut q = url.query_pairs_mut();
@@ -666,10 +759,7 @@ impl Carrier for TwilioClient {
                 &format!("twilio available number {}", request.e164),
             )
             .await?;
-        let number: WireNumber = answer.json()?;
-        Ok(Purchase::Completed {
-            number: number.into_owned()?,
-        })
+        purchased(&answer, &request.e164)
     }
 
     async fn purchase_status(&self, order_id: &str) -> Result<Purchase, CarrierError> {
@@ -681,6 +771,7 @@ impl Carrier for TwilioClient {
     }
 
     async fn release_number(&self, carrier_id: &str) -> Result<(), CarrierError> {
+        let carrier_id = path_id(carrier_id, "twilio phone number")?;
         let url = self.account_url(&["IncomingPhoneNumbers", &format!("{carrier_id}.json")])?;
         // Sent once: a retried delete that had succeeded would answer 404 and hide the success.
         self.send(
@@ -726,16 +817,31 @@ impl Carrier for TwilioClient {
                 }
                 other => other,
             })?;
-        Ok(answer.json::<WireCall>()?.into_info())
+        // The call exists once Twilio answered 2xx: an answer this client cannot use is still
+        // not retryable, and says so.
+        let detail = match answer.json::<WireCall>() {
+            Ok(placed) if is_path_id(&placed.sid) => return Ok(placed.into_info()),
+            Ok(_) => format!(
+                "twilio answered {} without a usable call sid",
+                answer.status
+            ),
+            Err(error) => protocol_detail(error),
+        };
+        Err(CarrierError::Protocol(format!(
+            "{detail}: twilio accepted the call from {} to {}, which may have been placed",
+            call.from, call.to
+        )))
     }
 
     async fn fetch_call(&self, call_id: &str) -> Result<CallInfo, CarrierError> {
+        let call_id = path_id(call_id, "twilio call")?;
         let url = self.account_url(&["Calls", &format!("{call_id}.json")])?;
         let call: WireCall = self.get(url, &format!("twilio call {call_id}")).await?;
         Ok(call.into_info())
     }
 
     async fn redirect_call(&self, call_id: &str, target: &CallTarget) -> Result<(), CarrierError> {
+        let call_id = path_id(call_id, "twilio call")?;
         let url = self.account_url(&["Calls", &format!("{call_id}.json")])?;
         let form: Vec<(&str, &str)> = match target {
             CallTarget::Markup { xml } => vec![("Twiml", xml)],
@@ -753,22 +859,41 @@ impl Carrier for TwilioClient {
         Ok(())
     }
 
+    /// `Status=completed` ends the call whatever its state (`canceled` only ends unanswered
+    /// ones), and it is retried. Twilio refuses to update a call that is already over (code
+    /// 21220); when that refusal answers a retry whose earlier attempt may have been carried out
+    /// (it timed out, its connection dropped, or it got a 5xx), the call most likely ended by
+    /// that attempt, and in any case it is over, as asked: the hang-up succeeds. On a first
+    /// attempt the refusal stays [`CarrierError::Rejected`].
     async fn hangup_call(&self, call_id: &str) -> Result<(), CarrierError> {
+        let call_id = path_id(call_id, "twilio call")?;
         let url = self.account_url(&["Calls", &format!("{call_id}.json")])?;
-        // `completed` ends the call whatever its state (`canceled` only ends unanswered ones);
-        // setting it twice is harmless, so it is retried.
-        self.send(
-            Idempotency::Idempotent,
-            reqwest::Method::POST,
-            url,
-            &[("Status", "completed")],
-            &format!("twilio call {call_id}"),
-        )
-        .await?;
-        Ok(())
+        let (result, attempts) = self
+            .send_reporting(
+                Idempotency::Idempotent,
+                reqwest::Method::POST,
+                url,
+                &[("Status", "completed")],
+                &format!("twilio call {call_id}"),
+            )
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(CarrierError::Rejected { ref code, .. })
+                if code == CALL_NOT_IN_PROGRESS && attempts.earlier_fate_unknown =>
+            {
+                tracing::debug!(
+                    attempts = attempts.count,
+                    "twilio call already over on a retried hang-up: taken as done"
+                );
+                Ok(())
+            }
+            Err(error) => Err(error),
+        }
     }
 
     async fn start_recording(&self, call_id: &str) -> Result<Recording, CarrierError> {
+        let call_id = path_id(call_id, "twilio call")?;
         let url = self.account_url(&["Calls", call_id, "Recordings.json"])?;
         let answer = self
             .send(
@@ -779,7 +904,12 @@ impl Carrier for TwilioClient {
                 &format!("twilio call {call_id}"),
             )
             .await?;
-        let recording: WireRecording = answer.json()?;
+        let recording: WireRecording = answer.json().map_err(|e| match e {
+            CarrierError::Protocol(detail) => CarrierError::Protocol(format!(
+                "{detail}: twilio accepted the recording of call {call_id}, which may have started"
+            )),
+            other => other,
+        })?;
         Ok(Recording {
             recording_id: recording.sid,
             status: recording.status.unwrap_or_else(|| "in-progress".to_owned()),
@@ -787,6 +917,8 @@ impl Carrier for TwilioClient {
     }
 
     async fn stop_recording(&self, call_id: &str, recording_id: &str) -> Result<(), CarrierError> {
+        let call_id = path_id(call_id, "twilio call")?;
+        let recording_id = path_id(recording_id, "twilio recording")?;
         let url = self.account_url(&[
             "Calls",
             call_id,
@@ -1053,6 +1185,71 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    fn answer(body: &str) -> Answer {
+        Answer {
+            status: StatusCode::CREATED,
+            body: body.as_bytes().to_vec(),
+        }
+    }
+
+    // Finding 2: `answer.json()?` / `into_owned()?` after Twilio bought the number lost it.
+    #[test]
+    fn a_bought_number_whose_answer_cannot_be_read_is_pending_on_its_sid() {
+        let e164 = E164::parse("+14155550190").unwrap();
+        let good = answer(
+            r#"{"sid": "PN1", "phone_number": "+14155550190", "voice_url": "https://gw.example/v"}"#,
+        );
+        assert!(matches!(
+            purchased(&good, &e164),
+            Ok(Purchase::Completed { number }) if number.carrier_id == "PN1"
+        ));
+        // A number that does not decode, and one that is not E.164: the SID is still known.
+        for body in [
+            r#"{"sid": "PN2", "phone_number": 4155550190}"#,
+            r#"{"sid": "PN2", "phone_number": "(415) 555-0190"}"#,
+            r#"{"sid": "PN2"}"#,
+        ] {
+            assert_eq!(
+                purchased(&answer(body), &e164).unwrap(),
+                Purchase::Pending {
+                    order_id: "PN2".to_owned()
+                },
+                "{body}"
+            );
+        }
+        // Nothing to look the number up by: an error that is not retryable and says why.
+        for body in [
+            "",
+            "<html>",
+            r#"{"sid": ""}"#,
+            r#"{"sid": ".."}"#,
+            r#"{"code": 1}"#,
+        ] {
+            let error = purchased(&answer(body), &e164).unwrap_err();
+            assert!(
+                matches!(&error, CarrierError::Protocol(m) if m.contains("+14155550190") && m.contains("may have been bought")),
+                "{body}: {error:?}"
+            );
+            assert!(!error.is_retryable());
+        }
+    }
+
+    // Finding 5: the derived `Debug` printed a base URL's user info.
+    #[test]
+    fn the_config_debug_shows_no_user_info_of_the_base_url() {
+        let config = TwilioConfig {
+            base_url: Some(Url::parse("https://ops:hunter2@proxy.example/").unwrap()),
+            ..TwilioConfig::default()
+        };
+        let debug = format!("{config:?}");
+        assert!(
+            !debug.contains("hunter2") && !debug.contains("ops"),
+            "{debug}"
+        );
+        assert!(debug.contains("proxy.example"), "{debug}");
+        assert!(config.api_base().is_err());
     }
 
     #[test]

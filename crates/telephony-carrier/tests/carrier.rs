@@ -6,6 +6,7 @@ mod carrier {
     mod factory;
     mod logs;
     mod openapi;
+    mod regressions;
     mod support;
     mod telnyx;
     mod twilio;

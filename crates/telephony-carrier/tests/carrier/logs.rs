@@ -46,6 +46,10 @@ async fn requests_are_logged_without_any_credential() {
     let capture = Capture::default();
     let _guard = tracing::subscriber::set_default(capture.clone());
     let emulator = emulator().await;
+    // Another test's thread that hit a callsite for the first time while `set_default` ran may
+    // have cached "never" for it (tracing computes a callsite's interest once, from the
+    // subscribers it saw); recompute, now that this subscriber is known to every thread.
+    tracing::callsite::rebuild_interest_cache();
     let mut failing = fault("GET", "/v2/balance");
     failing.status = Some(503);
     failing.times = Some(1);

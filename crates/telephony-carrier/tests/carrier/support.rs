@@ -37,8 +37,14 @@ pub fn timeouts() -> Timeouts {
 }
 
 pub async fn emulator() -> Emulator {
+    emulator_with(|_| {}).await
+}
+
+/// An emulator of the test seed as `change` alters it.
+pub async fn emulator_with(change: impl FnOnce(&mut Seed)) -> Emulator {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/carrier/seed.json");
-    let seed = Seed::from_json_file(&path).expect("the test seed parses");
+    let mut seed = Seed::from_json_file(&path).expect("the test seed parses");
+    change(&mut seed);
     Emulator::start(seed, "127.0.0.1:0".parse().expect("literal address"))
         .await
         .expect("the emulator starts")
