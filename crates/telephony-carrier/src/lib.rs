@@ -153,6 +153,55 @@ impl CarrierClients {
         )
     }
 
+    /// A Twilio client for an account processed in `region` (`us1`, `ie1`, `au1`, `jp1`), reached
+    /// through that region's own edge, so live-call actions go to the region that holds the
+    /// account's calls. `None` keeps the gateway-wide region and edge. With a custom base URL (an
+    /// emulator, a proxy) the base is used as is, whatever the region.
+    ///
+    /// # Errors
+    /// [`CarrierError::InvalidConfig`] for a region with no known edge.
+    pub fn twilio_in_region(
+        &self,
+        creds: TwilioCredentials,
+        region: Option<&str>,
+    ) -> Result<TwilioClient, CarrierError> {
+        let base = match region {
+            Some(region) if self.twilio.base_url.is_none() => TwilioConfig {
+                region: region.to_owned(),
+                // The connection's region decides the edge: the gateway-wide edge belongs to the
+                // gateway-wide region.
+                edge: None,
+                ..self.twilio.clone()
+            }
+            .api_base()?,
+            _ => self.twilio_base.clone(),
+        };
+        Ok(TwilioClient::from_parts(
+            self.http.clone(),
+            base,
+            &self.twilio,
+            creds,
+        ))
+    }
+
+    /// A client for one organization's carrier account, in the connection's Twilio region (see
+    /// [`CarrierClients::twilio_in_region`]; ignored for Telnyx).
+    ///
+    /// # Errors
+    /// [`CarrierError::InvalidConfig`] for a Twilio region with no known edge.
+    pub fn client_in_region(
+        &self,
+        creds: CarrierCredentials,
+        twilio_region: Option<&str>,
+    ) -> Result<Arc<dyn Carrier>, CarrierError> {
+        Ok(match creds {
+            CarrierCredentials::Twilio(creds) => {
+                Arc::new(self.twilio_in_region(creds, twilio_region)?)
+            }
+            CarrierCredentials::Telnyx(creds) => Arc::new(self.telnyx(creds)),
+        })
+    }
+
     /// A Telnyx client.
     #[must_use]
     pub fn telnyx(&self, creds: TelnyxCredentials) -> TelnyxClient {

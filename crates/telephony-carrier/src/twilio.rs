@@ -209,6 +209,13 @@ impl TwilioClient {
     }
 
     /// A client over an already checked base URL.
+    /// The API base URL this client sends to (derived from the region and edge, or the
+    /// configured custom base).
+    #[must_use]
+    pub fn base_url(&self) -> &Url {
+        &self.base
+    }
+
     pub(crate) fn from_parts(
         client: reqwest::Client,
         base: Url,

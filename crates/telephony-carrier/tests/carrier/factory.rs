@@ -3,8 +3,10 @@
 use std::sync::Arc;
 
 use telephony_carrier::{
-    Carrier, CarrierClients, CarrierCredentials, CarrierError, Provider, TelnyxConfig, TwilioConfig,
+    Carrier, CarrierClients, CarrierCredentials, CarrierError, Provider, TelnyxConfig, TwilioAuth,
+    TwilioConfig, TwilioCredentials,
 };
+use telephony_vault::SecretString;
 
 use super::support::*;
 
@@ -66,4 +68,59 @@ fn a_configuration_that_cannot_work_is_refused_up_front() {
         Err(CarrierError::InvalidConfig(_))
     ));
     assert!(CarrierClients::new(TwilioConfig::default(), TelnyxConfig::default()).is_ok());
+}
+
+#[test]
+fn each_connection_reaches_twilio_in_its_own_region() {
+    let clients = CarrierClients::new(TwilioConfig::default(), TelnyxConfig::default())
+        .expect("the real carriers' configuration");
+    let creds = || TwilioCredentials {
+        account_sid: "AC00000000000000000000000000000001".into(),
+        auth: TwilioAuth::AuthToken(SecretString::new("token")),
+    };
+    let host = |region: Option<&str>| {
+        clients
+            .twilio_in_region(creds(), region)
+            .map(|c| c.base_url().host_str().unwrap_or_default().to_owned())
+    };
+    assert_eq!(host(None).as_deref().ok(), Some("api.twilio.com"));
+    assert_eq!(host(Some("us1")).as_deref().ok(), Some("api.twilio.com"));
+    assert_eq!(
+        host(Some("ie1")).as_deref().ok(),
+        Some("api.dublin.ie1.twilio.com")
+    );
+    assert_eq!(
+        host(Some("au1")).as_deref().ok(),
+        Some("api.sydney.au1.twilio.com")
+    );
+    assert!(matches!(
+        host(Some("zz9")),
+        Err(CarrierError::InvalidConfig(_))
+    ));
+    assert!(
+        clients
+            .client_in_region(CarrierCredentials::Twilio(creds()), Some("ie1"))
+            .is_ok()
+    );
+}
+
+#[test]
+fn a_custom_base_url_is_used_whatever_the_region() {
+    let base: url::Url = "http://127.0.0.1:4010/".parse().expect("url");
+    let clients = CarrierClients::new(
+        TwilioConfig {
+            base_url: Some(base.clone()),
+            ..TwilioConfig::default()
+        },
+        TelnyxConfig::default(),
+    )
+    .expect("an emulator's configuration");
+    let creds = TwilioCredentials {
+        account_sid: "AC00000000000000000000000000000001".into(),
+        auth: TwilioAuth::AuthToken(SecretString::new("token")),
+    };
+    let client = clients
+        .twilio_in_region(creds, Some("au1"))
+        .expect("client");
+    assert_eq!(client.base_url(), &base);
 }
