@@ -12,6 +12,9 @@
 pub use sea_orm_migration::prelude::*;
 
 mod m20261121_000001_create_registry;
+mod m20261121_000002_calls_and_idempotency_keys;
+mod m20261121_000003_managed_and_forwarding;
+mod m20261121_000004_review_fixes;
 
 /// Applies the registry schema. `Migrator::up(db, None)` applies every pending migration and is
 /// a no-op on an up-to-date database.
@@ -21,6 +24,11 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261121_000001_create_registry::Migration)]
+        vec![
+            Box::new(m20261121_000001_create_registry::Migration),
+            Box::new(m20261121_000002_calls_and_idempotency_keys::Migration),
+            Box::new(m20261121_000003_managed_and_forwarding::Migration),
+            Box::new(m20261121_000004_review_fixes::Migration),
+        ]
     }
 }

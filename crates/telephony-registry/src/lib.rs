@@ -18,6 +18,12 @@
 //! | `operations` | workflows in flight (see below) |
 //! | `webhook_idempotency` | the first answer to a webhook, by (provider, key), insert-if-absent |
 //! | `active_calls` | calls in progress, counted for admission control |
+//! | `outbound_calls` | the outbound calls placed through the API: number, connection and agent of each call record |
+//! | `api_idempotency_keys` | the first answer to each `Idempotency-Key` of an organization, by (organization, key), insert-if-absent |
+//! | `managed_accounts` | per organization and provider, the connection holding its managed numbers (a Twilio subaccount, or the platform's Telnyx account); see [`managed`](crate::PlatformAccounts) |
+//! | `managed_orders` | purchases of managed numbers: `buying`, `pending` (finished by [`Registry::refresh_managed_orders`]), `completed`, `failed`, `released` |
+//! | `forwarded_numbers` | business numbers forwarded to a number of the organization, with their own agent |
+//! | `forwarded_calls` | inbound calls that arrived forwarded, with the business number |
 //!
 //! # Intent and recovery
 //!
@@ -51,7 +57,8 @@
 //!   a carrier call; it never reaches a log line, an error message, an audit entry or `Debug`.
 //! - Errors never reveal another organization's data: a number imported elsewhere is only
 //!   `number_already_imported`, another organization's id is `not_found`.
-//! - The gateway never releases an imported number at the carrier.
+//! - The gateway never releases an imported number at the carrier; a managed number (bought in
+//!   the platform's account) is released only by [`Registry::release_managed_number`].
 //!
 //! # What it must not know
 //!
@@ -64,6 +71,9 @@ mod calls;
 mod connections;
 mod entity;
 mod error;
+mod forwarding;
+mod live_calls;
+mod managed;
 pub mod model;
 mod numbers;
 mod ops;
@@ -71,5 +81,11 @@ mod orgs;
 mod registry;
 
 pub use error::{RegistryError, Result};
+pub use forwarding::{ForwardedCall, ForwardedNumber, NewForwardedNumber};
+pub use live_calls::{CallerId, IdempotencyClaim, OutboundCallInfo, PlaceCall};
+pub use managed::{
+    ManagedOrder, ManagedRelease, NumberPath, OrderRefresh, OrderStatus, PlatformAccounts,
+    PlatformTelnyx, PlatformTwilio,
+};
 pub use model::*;
 pub use registry::{ClientFactory, Registry, RegistryConfig};

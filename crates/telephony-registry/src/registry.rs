@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, SubsecRound, Utc};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ConnectOptions, Database, DatabaseConnection, EntityTrait,
+    ActiveModelTrait, ActiveValue::Set, ConnectOptions, ConnectionTrait, Database,
+    DatabaseConnection, DbBackend, EntityTrait, TransactionTrait,
 };
 use telephony_carrier::{
     Carrier, CarrierClients, CarrierCredentials, CarrierError, Provider, TelnyxCredentials,
@@ -28,11 +29,45 @@ use crate::model::ConnectionStatus;
 pub trait ClientFactory: Send + Sync + fmt::Debug {
     /// A client for one carrier account.
     fn client(&self, credentials: CarrierCredentials) -> Arc<dyn Carrier>;
+
+    /// A client for one carrier account processed in a Twilio region (`None`: the default).
+    /// Factories that know nothing of regions (test fakes) keep the default, which ignores it.
+    ///
+    /// # Errors
+    /// [`CarrierError::InvalidConfig`] for a region the factory cannot reach.
+    fn client_in_region(
+        &self,
+        credentials: CarrierCredentials,
+        twilio_region: Option<&str>,
+    ) -> Result<Arc<dyn Carrier>, CarrierError> {
+        let _ = twilio_region;
+        Ok(self.client(credentials))
+    }
+
+    /// A Twilio client for the Twilio-only calls of the managed path (creating a subaccount).
+    /// `None` (the default) when the factory cannot make one: managed Twilio numbers are then
+    /// refused with [`RegistryError::InvalidRequest`].
+    fn twilio(&self, credentials: TwilioCredentials) -> Option<telephony_carrier::TwilioClient> {
+        let _ = credentials;
+        None
+    }
 }
 
 impl ClientFactory for CarrierClients {
     fn client(&self, credentials: CarrierCredentials) -> Arc<dyn Carrier> {
         CarrierClients::client(self, credentials)
+    }
+
+    fn client_in_region(
+        &self,
+        credentials: CarrierCredentials,
+        twilio_region: Option<&str>,
+    ) -> Result<Arc<dyn Carrier>, CarrierError> {
+        CarrierClients::client_in_region(self, credentials, twilio_region)
+    }
+
+    fn twilio(&self, credentials: TwilioCredentials) -> Option<telephony_carrier::TwilioClient> {
+        Some(CarrierClients::twilio(self, credentials))
     }
 }
 
@@ -49,11 +84,16 @@ pub struct RegistryConfig {
     /// An operation in flight younger than this is left alone by recovery: another instance
     /// may still be working on it.
     pub stale_operation_after: Duration,
+    /// The longest a call is counted for admission control. A call whose end the gateway never
+    /// hears of (a status callback lost or never sent) stops counting against its agent's limit
+    /// after this long, and its row is deleted by [`Registry::sweep_stale_calls`] (run by
+    /// [`Registry::recover_pending_operations`]). Default: 4 hours.
+    pub max_call_age: Duration,
 }
 
 impl RegistryConfig {
     /// A configuration with the defaults: 24 hours of grace, region `us1`, operations stale
-    /// after 2 minutes.
+    /// after 2 minutes, calls counted for at most 4 hours.
     #[must_use]
     pub fn new(public_base_url: impl Into<String>) -> Self {
         Self {
@@ -61,6 +101,7 @@ impl RegistryConfig {
             rotation_grace: Duration::from_secs(24 * 3600),
             twilio_region: "us1".to_owned(),
             stale_operation_after: Duration::from_secs(120),
+            max_call_age: Duration::from_secs(4 * 3600),
         }
     }
 }
@@ -74,6 +115,8 @@ pub struct Registry {
     pub(crate) keyring: KeyRing,
     pub(crate) carriers: Arc<dyn ClientFactory>,
     pub(crate) config: RegistryConfig,
+    /// The platform's own carrier accounts (managed numbers); see [`crate::PlatformAccounts`].
+    pub(crate) platform: Arc<crate::managed::PlatformAccounts>,
 }
 
 impl fmt::Debug for Registry {
@@ -83,6 +126,7 @@ impl fmt::Debug for Registry {
             .field("keyring", &self.keyring)
             .field("carriers", &self.carriers)
             .field("config", &self.config)
+            .field("platform", &self.platform)
             .finish()
     }
 }
@@ -139,6 +183,7 @@ impl Registry {
             keyring,
             carriers,
             config,
+            platform: Arc::default(),
         }
     }
 
@@ -167,10 +212,24 @@ impl Registry {
 
     /// Applies every pending migration; a no-op on an up-to-date database.
     ///
+    /// Safe when several instances start at once on one PostgreSQL (a rolling start): the
+    /// migrations run in one transaction that first takes a transaction-scoped advisory lock,
+    /// so one instance migrates while the others wait, then find nothing left to do. The lock
+    /// is released with the transaction, on the same session that took it, even on failure.
+    /// SQLite serializes writers by itself.
+    ///
     /// # Errors
     /// [`RegistryError::Database`] when a migration fails.
     pub async fn migrate(&self) -> Result<()> {
-        Migrator::up(&self.db, None).await?;
+        if self.db.get_database_backend() == DbBackend::Postgres {
+            let txn = self.db.begin().await?;
+            txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"))
+                .await?;
+            Migrator::up(&txn, None).await?;
+            txn.commit().await?;
+        } else {
+            Migrator::up(&self.db, None).await?;
+        }
         Ok(())
     }
 
@@ -294,9 +353,15 @@ impl Registry {
 
     /// The carrier client of a stored connection.
     pub(crate) fn carrier_of(&self, row: &connection::Model) -> Result<Arc<dyn Carrier>> {
-        Ok(self.carriers.client(self.credentials_of(row)?))
+        self.carriers
+            .client_in_region(self.credentials_of(row)?, row.region.as_deref())
+            .map_err(|e| RegistryError::InvalidRequest(e.to_string()))
     }
 }
+
+/// The PostgreSQL advisory lock key held while migrating ("telemigr" in ASCII): one constant
+/// for every instance and version, so a rolling start migrates once.
+const MIGRATION_LOCK: i64 = 0x7465_6c65_6d69_6772;
 
 /// Vault field names: part of each ciphertext's associated data, so never rename them.
 pub(crate) const FIELD_AUTH: &str = "auth_secret";

@@ -14,6 +14,10 @@ mod calls;
 mod connections;
 #[path = "registry/faults.rs"]
 mod faults;
+#[path = "registry/live_calls.rs"]
+mod live_calls;
+#[path = "registry/managed.rs"]
+mod managed;
 #[path = "registry/migrations.rs"]
 mod migrations;
 #[path = "registry/numbers.rs"]

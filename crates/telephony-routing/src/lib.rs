@@ -62,6 +62,7 @@ mod error;
 mod input;
 mod render;
 mod target;
+mod transfer;
 mod xml;
 
 pub use decision::{
@@ -75,3 +76,4 @@ pub use target::{
     AgentTarget, E164, MAX_ID_LEN, MAX_SIP_URI_LEN, MAX_STREAM_URL_LEN, MAX_TOKEN_LEN,
     SIP_HEADERS_LIMIT, SipUri, StreamUrl,
 };
+pub use transfer::TransferTarget;

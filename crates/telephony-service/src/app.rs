@@ -6,9 +6,9 @@ use axum::extract::DefaultBodyLimit;
 use axum::middleware;
 use axum::routing::{get, post};
 
-use crate::api::{agents, audit, calls, carriers, numbers};
+use crate::api::{agents, audit, calls, carriers, managed, numbers};
 use crate::state::AppState;
-use crate::{ops, webhooks};
+use crate::{ops, outbound, webhooks};
 
 /// Builds the service's router. `max_body_bytes` bounds every request body.
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
@@ -32,12 +32,42 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
                 .delete(numbers::remove),
         )
         .route("/numbers/{id}/diagnostics", get(numbers::diagnostics))
+        .route(
+            "/numbers/{id}/forwarded-from",
+            post(managed::add_forwarded).get(managed::list_forwarded_to),
+        )
+        .route(
+            "/numbers/{id}/forwarded-from/{forwarded_id}",
+            axum::routing::delete(managed::remove_forwarded),
+        )
+        .route("/forwarded-numbers", get(managed::list_forwarded))
+        .route("/managed/available-numbers", get(managed::search))
+        .route("/managed/numbers", post(managed::buy))
+        .route(
+            "/managed/numbers/{id}",
+            axum::routing::delete(managed::release),
+        )
+        .route("/managed/orders", get(managed::list_orders))
+        .route("/managed/orders/{id}", get(managed::get_order))
+        .route("/managed/orders/{id}/refresh", post(managed::refresh_order))
         .route("/agents", post(agents::create).get(agents::list))
         .route(
             "/agents/{id}",
             get(agents::get).put(agents::update).delete(agents::delete),
         )
-        .route("/calls", get(calls::list))
+        .route("/calls", get(calls::list).post(calls::place))
+        .route("/calls/{id}", get(calls::get))
+        .route("/calls/{id}/transfer", post(calls::transfer))
+        .route("/calls/{id}/hangup", post(calls::hangup))
+        .route("/calls/{id}/recordings", post(calls::start_recording))
+        .route(
+            "/calls/{id}/recordings/{recording_id}",
+            axum::routing::delete(calls::delete_recording),
+        )
+        .route(
+            "/calls/{id}/recordings/{recording_id}/stop",
+            post(calls::stop_recording),
+        )
         .route("/audit-log", get(audit::list));
 
     Router::new()
@@ -47,6 +77,22 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/webhooks/twilio/status", post(webhooks::twilio_status))
         .route("/webhooks/telnyx/texml", post(webhooks::telnyx_texml))
         .route("/webhooks/telnyx/status", post(webhooks::telnyx_status))
+        .route(
+            "/webhooks/twilio/outbound/{id}",
+            post(outbound::twilio_instructions),
+        )
+        .route(
+            "/webhooks/twilio/outbound/{id}/status",
+            post(outbound::twilio_status),
+        )
+        .route(
+            "/webhooks/telnyx/outbound/{id}",
+            post(outbound::telnyx_instructions),
+        )
+        .route(
+            "/webhooks/telnyx/outbound/{id}/status",
+            post(outbound::telnyx_status),
+        )
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))

@@ -71,6 +71,59 @@ pub struct Config {
     #[arg(long, env = "TELEPHONY_TELNYX_API_BASE")]
     pub telnyx_api_base: Option<Url>,
 
+    /// The platform's own Twilio Account SID, for managed numbers (each organization gets a
+    /// subaccount of it). Managed Twilio numbers are refused without it.
+    #[arg(
+        long,
+        env = "TELEPHONY_PLATFORM_TWILIO_ACCOUNT_SID",
+        requires = "platform_twilio_auth_token"
+    )]
+    pub platform_twilio_account_sid: Option<String>,
+
+    /// The platform's Twilio Auth Token.
+    #[arg(
+        long,
+        env = "TELEPHONY_PLATFORM_TWILIO_AUTH_TOKEN",
+        hide_env_values = true,
+        requires = "platform_twilio_account_sid"
+    )]
+    pub platform_twilio_auth_token: Option<telephony_vault::SecretString>,
+
+    /// The platform's own Telnyx API v2 key, for managed numbers. Managed Telnyx numbers are
+    /// refused without it.
+    #[arg(long, env = "TELEPHONY_PLATFORM_TELNYX_API_KEY", hide_env_values = true,
+        requires_all = ["platform_telnyx_public_key", "platform_telnyx_texml_app_id"])]
+    pub platform_telnyx_api_key: Option<telephony_vault::SecretString>,
+
+    /// The platform Telnyx account's public key (base64), to verify its webhooks.
+    #[arg(
+        long,
+        env = "TELEPHONY_PLATFORM_TELNYX_PUBLIC_KEY",
+        requires = "platform_telnyx_api_key"
+    )]
+    pub platform_telnyx_public_key: Option<String>,
+
+    /// The platform's TeXML application managed Telnyx numbers are tied to (its voice URL must
+    /// be `{public_url}/webhooks/telnyx/texml`).
+    #[arg(
+        long,
+        env = "TELEPHONY_PLATFORM_TELNYX_TEXML_APP_ID",
+        requires = "platform_telnyx_api_key"
+    )]
+    pub platform_telnyx_texml_app_id: Option<String>,
+
+    /// The platform Telnyx account's TeXML account SID (for live-call control of managed
+    /// numbers).
+    #[arg(
+        long,
+        env = "TELEPHONY_PLATFORM_TELNYX_ACCOUNT_SID",
+        requires = "platform_telnyx_api_key"
+    )]
+    pub platform_telnyx_account_sid: Option<String>,
+    /// How often pending managed-number purchases are checked, in seconds.
+    #[arg(long, env = "TELEPHONY_MANAGED_ORDER_POLL_SECS", default_value_t = 30)]
+    pub managed_order_poll_secs: u64,
+
     /// Log format.
     #[arg(long, env = "TELEPHONY_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
@@ -93,6 +146,44 @@ impl Config {
     #[must_use]
     pub fn rotation_grace(&self) -> Duration {
         Duration::from_secs(self.rotation_grace_secs)
+    }
+
+    /// The platform's own carrier accounts, for managed numbers.
+    #[must_use]
+    pub fn platform_accounts(&self) -> telephony_registry::PlatformAccounts {
+        telephony_registry::PlatformAccounts {
+            twilio: self
+                .platform_twilio_account_sid
+                .clone()
+                .zip(self.platform_twilio_auth_token.clone())
+                .map(
+                    |(account_sid, auth_token)| telephony_registry::PlatformTwilio {
+                        account_sid,
+                        auth_token,
+                    },
+                ),
+            telnyx: match (
+                &self.platform_telnyx_api_key,
+                &self.platform_telnyx_public_key,
+                &self.platform_telnyx_texml_app_id,
+            ) {
+                (Some(api_key), Some(public_key), Some(texml_app_id)) => {
+                    Some(telephony_registry::PlatformTelnyx {
+                        api_key: api_key.clone(),
+                        public_key: public_key.clone(),
+                        texml_app_id: texml_app_id.clone(),
+                        account_sid: self.platform_telnyx_account_sid.clone(),
+                    })
+                }
+                _ => None,
+            },
+        }
+    }
+
+    /// How often pending managed-number purchases are checked.
+    #[must_use]
+    pub fn managed_order_poll(&self) -> Duration {
+        Duration::from_secs(self.managed_order_poll_secs.max(1))
     }
 
     /// The graceful-shutdown deadline.

@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::api::{agents, audit, calls, carriers, numbers};
+use crate::api::{agents, audit, calls, carriers, managed, numbers};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -17,8 +17,12 @@ use crate::api::{agents, audit, calls, carriers, numbers};
         numbers::import, numbers::list, numbers::get, numbers::update, numbers::remove,
         numbers::diagnostics,
         agents::create, agents::list, agents::get, agents::update, agents::delete,
-        calls::list,
+        calls::list, calls::place, calls::get, calls::transfer, calls::hangup,
+        calls::start_recording, calls::stop_recording, calls::delete_recording,
         audit::list,
+        managed::search, managed::buy, managed::list_orders, managed::get_order,
+        managed::refresh_order, managed::release, managed::add_forwarded,
+        managed::list_forwarded_to, managed::remove_forwarded, managed::list_forwarded,
     ),
     modifiers(&BearerAuth),
     tags(
@@ -26,6 +30,7 @@ use crate::api::{agents, audit, calls, carriers, numbers};
         (name = "numbers", description = "Imported numbers"),
         (name = "agents", description = "Voice agents calls are routed to"),
         (name = "calls", description = "Call records"),
+        (name = "managed", description = "Numbers bought in the platform's carrier account"),
         (name = "audit", description = "Every carrier API call made for the organization"),
     )
 )]

@@ -24,6 +24,8 @@ pub const TWILIO_KEY_SID: &str = "SK0000000000000000000000000000bb01";
 pub const TWILIO_KEY_SECRET: &str = "twilio-key-secret";
 pub const TELNYX_KEY: &str = "KEYtelnyx-one";
 pub const TELNYX_ACCOUNT: &str = "telnyx-account-one";
+/// A key of a second Telnyx account (which owns +13125550200 only).
+pub const TELNYX_KEY_2: &str = "KEYtelnyx-two";
 pub const TELNYX_APP: &str = "2000000000000000001";
 pub const TELNYX_OTHER_CONN: &str = "3000000000000000001";
 pub const PUBLIC_BASE: &str = "https://gw.example.com";
@@ -43,14 +45,21 @@ pub const SEED: &str = r#"{
      ]},
     {"sid": "AC0000000000000000000000000000aa02", "auth_token": "twilio-token-two",
      "numbers": [{"phone_number": "+14155550200"}]}
-  ]},
+  ],
+  "available_numbers": [{"phone_number": "+14155550901", "type": "local", "region": "CA"},
+                        {"phone_number": "+14155550902", "type": "local", "region": "CA"}]},
   "telnyx": {"accounts": [
     {"api_key": "KEYtelnyx-one", "account_sid": "telnyx-account-one",
      "signing_seed": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
      "numbers": [{"phone_number": "+13125550100", "connection_id": "3000000000000000001"}],
      "texml_applications": [{"id": "2000000000000000001", "friendly_name": "agents",
-                             "voice_url": "https://gw.example.com/webhooks/telnyx/voice"}]}
-  ]}
+                             "voice_url": "https://gw.example.com/webhooks/telnyx/voice"}]},
+    {"api_key": "KEYtelnyx-two", "account_sid": "telnyx-account-two",
+     "signing_seed": "HyAhIiMkJSYnKCkqKywtLi8wMTIzNDU2Nzg5Ojs8PT4=",
+     "numbers": [{"phone_number": "+13125550200"}]}
+  ],
+  "available_numbers": [{"phone_number": "+13125550901"}],
+  "number_orders": {"pending_polls": 1, "pending_seconds": 0}}
 }"#;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,6 +101,13 @@ impl ClientFactory for FaultyFactory {
             after_change: Arc::clone(&self.after_change),
             reached: Arc::clone(&self.reached),
         })
+    }
+
+    fn twilio(
+        &self,
+        credentials: telephony_carrier::TwilioCredentials,
+    ) -> Option<telephony_carrier::TwilioClient> {
+        Some(self.real.twilio(credentials))
     }
 }
 

@@ -305,6 +305,7 @@ pub async fn rotate(
     ApiJson(body): ApiJson<RotateBody>,
 ) -> Result<Json<ConnectionView>, ApiError> {
     let (credentials, _, _) = body.credentials.split()?;
+    refuse_managed(&state, &org.id, &id).await?;
     let connection = state
         .registry()
         .rotate_credentials(&org.id, &id, credentials)
@@ -323,6 +324,7 @@ pub async fn disconnect(
     ApiPath(id): ApiPath<String>,
     ApiQuery(query): ApiQuery<DisconnectQuery>,
 ) -> Result<Json<DisconnectView>, ApiError> {
+    refuse_managed(&state, &org.id, &id).await?;
     let report = state
         .registry()
         .disconnect_carrier(&org.id, &id, query.confirm)
@@ -350,4 +352,22 @@ pub async fn available_numbers(
     Ok(Json(List {
         data: numbers.into_iter().map(Into::into).collect(),
     }))
+}
+
+/// The connection holding the organization's managed numbers belongs to the platform's account:
+/// its credentials are the platform's, and dropping it would leave bought numbers unreleased.
+async fn refuse_managed(state: &AppState, org_id: &str, id: &str) -> Result<(), ApiError> {
+    if state
+        .registry()
+        .managed_connection_ids(org_id)
+        .await?
+        .contains(id)
+    {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            "this connection holds managed numbers: release them with DELETE /v1/managed/numbers/{id}",
+        ));
+    }
+    Ok(())
 }

@@ -8,6 +8,8 @@ pub mod agents;
 pub mod audit;
 pub mod calls;
 pub mod carriers;
+pub mod idempotency;
+pub mod managed;
 pub mod numbers;
 
 use std::fmt;

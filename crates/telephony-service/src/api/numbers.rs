@@ -100,7 +100,9 @@ pub struct NumberView {
     pub id: String,
     /// The number, E.164.
     pub e164: String,
-    /// How it came to the organization: `imported` (BYOC).
+    /// How it came to the organization: `imported` (BYOC) or `managed` (bought in the
+    /// platform's account). Business numbers forwarded to it are listed by
+    /// `/v1/forwarded-numbers`.
     pub path: &'static str,
     /// The connection it belongs to.
     pub connection_id: String,
@@ -308,8 +310,21 @@ pub async fn list(
     org: Org,
 ) -> Result<Json<List<NumberView>>, ApiError> {
     let numbers = state.registry().list_numbers(&org.id).await?;
+    let managed = state.registry().managed_connection_ids(&org.id).await?;
     Ok(Json(List {
-        data: numbers.into_iter().map(Into::into).collect(),
+        data: numbers
+            .into_iter()
+            .map(|n| {
+                let path = if managed.contains(&n.connection_id) {
+                    "managed"
+                } else {
+                    "imported"
+                };
+                let mut view = NumberView::from(n);
+                view.path = path;
+                view
+            })
+            .collect(),
     }))
 }
 
@@ -322,7 +337,11 @@ pub async fn get(
     org: Org,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<NumberView>, ApiError> {
-    Ok(Json(state.registry().number(&org.id, &id).await?.into()))
+    let number = state.registry().number(&org.id, &id).await?;
+    let path = state.registry().number_path(&number).await?.as_str();
+    let mut view = NumberView::from(number);
+    view.path = path;
+    Ok(Json(view))
 }
 
 /// Change a number's agent, nickname or webhook mode.
@@ -386,6 +405,16 @@ pub async fn remove(
     org: Org,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<RemoveView>, ApiError> {
+    // A managed number would stay bought (and billed) with nobody holding it: it is released
+    // explicitly, with `DELETE /v1/managed/numbers/{id}`.
+    let number = state.registry().number(&org.id, &id).await?;
+    if state.registry().number_path(&number).await? == telephony_registry::NumberPath::Managed {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            "a managed number is released with DELETE /v1/managed/numbers/{id}",
+        ));
+    }
     Ok(Json(
         state.registry().remove_number(&org.id, &id).await?.into(),
     ))

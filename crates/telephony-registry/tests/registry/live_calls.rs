@@ -1,0 +1,257 @@
+//! Live-call control: outbound calls placed with the organization's own carrier account,
+//! actions on calls the carrier already ended, and the REST API's idempotency keys.
+
+use telephony_carrier::CallTarget;
+use telephony_registry::{
+    AgentTarget, CallerId, IdempotencyClaim, NewAgent, PlaceCall, Registry, RegistryError,
+    WebhookMode,
+};
+
+use crate::harness::{PUBLIC_BASE, TWILIO_SID};
+use crate::{db_test, done, import, twilio_org};
+
+/// An organization with +14155550101 imported (outbound only) and an agent on it; returns the
+/// organization id and the number id.
+async fn caller(registry: &Registry, name: &str) -> (String, String) {
+    let (org, conn) = twilio_org(registry, name).await;
+    let agent = registry
+        .create_agent(
+            &org,
+            NewAgent {
+                name: "bot".into(),
+                target: AgentTarget::MediaStream("wss://agents.example/s".into()),
+                fallback_number: None,
+                max_concurrent_calls: None,
+            },
+        )
+        .await
+        .expect("agent");
+    let mut request = import(&conn, "+14155550101", WebhookMode::OutboundOnly);
+    request.agent_id = Some(agent.id);
+    let number = done(registry.import_number(&org, request).await.expect("import"));
+    (org, number.id)
+}
+
+fn call_to(number_id: &str, to: &str) -> PlaceCall {
+    PlaceCall {
+        from: CallerId::NumberId(number_id.to_owned()),
+        to: to.to_owned(),
+        agent_id: None,
+    }
+}
+
+db_test!(
+    an_outbound_call_uses_the_numbers_own_account_and_is_audited,
+    |env| {
+        let (org, number_id) = caller(&env.registry, "Acme").await;
+        let record = env
+            .registry
+            .place_outbound_call(&org, &call_to(&number_id, "+15005550006"))
+            .await
+            .expect("placed");
+        assert_eq!(record.direction, "outbound");
+        assert_eq!(record.number, "+14155550101");
+        let calls = env.emulator.state().calls;
+        assert_eq!(calls.len(), 1);
+        assert_eq!(calls[0].account_sid, TWILIO_SID);
+        assert_eq!(record.carrier_call_id, calls[0].id);
+        assert_eq!(
+            calls[0].url.as_deref(),
+            Some(format!("{PUBLIC_BASE}/webhooks/twilio/outbound/{}", record.id).as_str())
+        );
+        // Another instance sees the same record and its outbound details.
+        let other = env.reopen().await;
+        assert_eq!(other.call(&org, &record.id).await.expect("record"), record);
+        let info = other
+            .outbound_call(&record.id)
+            .await
+            .expect("read")
+            .expect("outbound");
+        assert_eq!(info.number_id, number_id);
+        assert_eq!(info.destination, "+15005550006");
+        assert!(!info.carrier_call_pending());
+        let audit = env.registry.audit_log(&org, 10).await.expect("audit");
+        let placed = audit
+            .iter()
+            .find(|e| e.action == "place_call")
+            .expect("audited");
+        assert_eq!(
+            (placed.outcome.as_str(), placed.changed_account),
+            ("ok", true)
+        );
+        assert_eq!(placed.number.as_deref(), Some("+14155550101"));
+    }
+);
+
+db_test!(a_failing_carrier_leaves_no_call_and_no_record, |env| {
+    let (org, number_id) = caller(&env.registry, "Acme").await;
+    env.fault(
+        "POST",
+        &format!("/2010-04-01/Accounts/{TWILIO_SID}/Calls.json"),
+        503,
+        1,
+    );
+    let error = env
+        .registry
+        .place_outbound_call(&org, &call_to(&number_id, "+15005550006"))
+        .await
+        .expect_err("the carrier failed");
+    assert_eq!(error.code(), "carrier_unavailable");
+    assert!(env.emulator.state().calls.is_empty());
+    assert!(
+        env.registry
+            .list_calls(&org, 10)
+            .await
+            .expect("list")
+            .is_empty()
+    );
+    let audit = env.registry.audit_log(&org, 10).await.expect("audit");
+    let failed = audit
+        .iter()
+        .find(|e| e.action == "place_call")
+        .expect("audited");
+    assert_eq!(
+        (failed.outcome.as_str(), failed.changed_account),
+        ("error: unavailable", false)
+    );
+});
+
+db_test!(
+    actions_on_a_call_the_carrier_ended_answer_call_not_active,
+    |env| {
+        let (org, number_id) = caller(&env.registry, "Acme").await;
+        let record = env
+            .registry
+            .place_outbound_call(&org, &call_to(&number_id, "+15005550006"))
+            .await
+            .expect("placed");
+        // The callee hangs up; the status callback never reaches the gateway (its public URL is
+        // not reachable from here), so only the carrier knows the call is over.
+        let _ = env.emulator.end_call(&record.carrier_call_id).await;
+        let markup = CallTarget::Markup {
+            xml: "<Response><Hangup/></Response>".into(),
+        };
+        let redirect = env
+            .registry
+            .redirect_live_call(&org, &record.id, &markup)
+            .await;
+        assert!(
+            matches!(redirect, Err(RegistryError::CallNotActive)),
+            "{redirect:?}"
+        );
+        let hangup = env.registry.hangup_live_call(&org, &record.id).await;
+        assert!(
+            matches!(hangup, Err(RegistryError::CallNotActive)),
+            "{hangup:?}"
+        );
+        let audit = env.registry.audit_log(&org, 10).await.expect("audit");
+        assert!(
+            audit.iter().any(|e| e.action == "redirect_call"
+                && e.outcome.contains("21220")
+                && !e.changed_account),
+            "{audit:?}"
+        );
+        // Another organization's id is not found, before any carrier call.
+        let other = env
+            .registry
+            .create_organization("Other")
+            .await
+            .expect("org");
+        let theirs = env.registry.hangup_live_call(&other.id, &record.id).await;
+        assert!(
+            matches!(theirs, Err(RegistryError::NotFound("call"))),
+            "{theirs:?}"
+        );
+        assert!(matches!(
+            env.registry.call(&other.id, &record.id).await,
+            Err(RegistryError::NotFound("call"))
+        ));
+    }
+);
+
+db_test!(a_live_call_is_recorded_and_hung_up_once, |env| {
+    let (org, number_id) = caller(&env.registry, "Acme").await;
+    let record = env
+        .registry
+        .place_outbound_call(&org, &call_to(&number_id, "+15005550006"))
+        .await
+        .expect("placed");
+    let recording = env
+        .registry
+        .start_call_recording(&org, &record.id)
+        .await
+        .expect("recording");
+    env.registry
+        .stop_call_recording(&org, &record.id, &recording.recording_id)
+        .await
+        .expect("stopped");
+    let ended = env
+        .registry
+        .hangup_live_call(&org, &record.id)
+        .await
+        .expect("hung up");
+    assert_eq!(ended.status, "completed");
+    assert!(ended.ended_at.is_some());
+    // Over as recorded: refused without asking the carrier again.
+    let requests = env.emulator.state().requests.len();
+    let again = env.registry.hangup_live_call(&org, &record.id).await;
+    assert!(
+        matches!(again, Err(RegistryError::CallNotActive)),
+        "{again:?}"
+    );
+    assert_eq!(env.emulator.state().requests.len(), requests);
+});
+
+db_test!(an_idempotency_key_is_claimed_once_per_organization, |env| {
+    let org = env.registry.create_organization("Acme").await.expect("org");
+    let other = env
+        .registry
+        .create_organization("Other")
+        .await
+        .expect("org");
+    let claim = |registry: Registry, org: String, fingerprint: &'static str| async move {
+        registry
+            .claim_idempotency_key(&org, "key-1", fingerprint)
+            .await
+            .expect("claim")
+    };
+    assert_eq!(
+        claim(env.registry.clone(), org.id.clone(), "fp-a").await,
+        IdempotencyClaim::Claimed
+    );
+    // Another instance, while the first request runs.
+    let second = env.reopen().await;
+    assert_eq!(
+        claim(second.clone(), org.id.clone(), "fp-a").await,
+        IdempotencyClaim::InProgress
+    );
+    assert_eq!(
+        claim(second.clone(), org.id.clone(), "fp-b").await,
+        IdempotencyClaim::Reused
+    );
+    env.registry
+        .complete_idempotency_key(&org.id, "key-1", 201, "{\"id\":\"first\"}")
+        .await
+        .expect("complete");
+    // A second completion never replaces the first answer.
+    second
+        .complete_idempotency_key(&org.id, "key-1", 500, "{}")
+        .await
+        .expect("complete again");
+    assert_eq!(
+        claim(second.clone(), org.id.clone(), "fp-a").await,
+        IdempotencyClaim::Replay {
+            status: 201,
+            body: "{\"id\":\"first\"}".into()
+        }
+    );
+    assert_eq!(
+        claim(second, org.id.clone(), "fp-b").await,
+        IdempotencyClaim::Reused
+    );
+    // Keys are per organization.
+    assert_eq!(
+        claim(env.registry.clone(), other.id.clone(), "fp-b").await,
+        IdempotencyClaim::Claimed
+    );
+});
