@@ -44,6 +44,9 @@ enum OrgCommand {
 
 #[derive(Debug, Subcommand)]
 enum KeysCommand {
+    /// Create the master-key and agent-token key files where missing (never overwrites); on
+    /// PostgreSQL, run once and give the same files to every instance.
+    Init,
     /// Add a new active master key and re-wrap every stored secret under it.
     Rotate,
 }
@@ -67,6 +70,15 @@ fn main() -> anyhow::Result<()> {
                 #[allow(clippy::print_stdout)]
                 {
                     println!("{}", serde_json::to_string_pretty(&created)?);
+                }
+            }
+            Command::Keys {
+                command: KeysCommand::Init,
+            } => {
+                let report = commands::init_keys(&cli.config)?;
+                #[allow(clippy::print_stdout)]
+                {
+                    println!("{}", serde_json::to_string_pretty(&report)?);
                 }
             }
             Command::Keys {

@@ -150,10 +150,14 @@ fn start_emulator(seed: &Path) -> (Proc, String) {
         .spawn()
         .expect("emulator starts");
     let stdout = child.stdout.take().expect("stdout");
+    let mut reader = BufReader::new(stdout);
     let mut line = String::new();
-    BufReader::new(stdout)
+    reader
         .read_line(&mut line)
         .expect("emulator prints its address");
+    // Keep reading until the emulator exits: closing the pipe now would kill it with a broken
+    // pipe at its next line of output.
+    std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
     let url = line
         .trim()
         .rsplit(' ')
@@ -210,13 +214,14 @@ async fn wait_ready(http: &Http, url: &str) {
 
 /// Runs the story against a gateway on `database_url`.
 async fn story(database_url: String) {
+    let database_url = database_url.as_str();
     let dir = tempfile::tempdir().expect("tempdir");
     let port = free_port();
     let gateway = format!("http://127.0.0.1:{port}");
     let (_emulator, emulator) = start_emulator(&write_seed(dir.path(), &gateway));
     let env = Env {
         vars: vec![
-            ("TELEPHONY_DATABASE_URL", database_url),
+            ("TELEPHONY_DATABASE_URL", database_url.to_owned()),
             ("TELEPHONY_LISTEN", format!("127.0.0.1:{port}")),
             ("TELEPHONY_PUBLIC_URL", gateway.clone()),
             (
@@ -232,6 +237,41 @@ async fn story(database_url: String) {
             ("RUST_LOG", "debug".into()),
         ],
     };
+
+    // On PostgreSQL the instances must share their keys: none is invented behind the operator's
+    // back; `keys init` creates them once.
+    if database_url.starts_with("postgres") {
+        let refused = env
+            .command(&["org", "create", "--name", "acme"])
+            .output()
+            .expect("runs");
+        assert!(
+            !refused.status.success(),
+            "started on PostgreSQL without shared keys"
+        );
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(stderr.contains("keys init"), "{stderr}");
+    }
+    let init = env
+        .command(&["keys", "init"])
+        .output()
+        .expect("keys init runs");
+    assert!(
+        init.status.success(),
+        "keys init: {}",
+        String::from_utf8_lossy(&init.stderr)
+    );
+    let init: Value = serde_json::from_slice(&init.stdout).expect("keys init prints JSON");
+    assert_eq!(init["master_key_created"], true);
+    let again = env
+        .command(&["keys", "init"])
+        .output()
+        .expect("keys init runs");
+    let again: Value = serde_json::from_slice(&again.stdout).expect("JSON");
+    assert_eq!(
+        again["master_key_created"], false,
+        "keys init overwrote a key file"
+    );
 
     let created = env
         .command(&["org", "create", "--name", "acme"])

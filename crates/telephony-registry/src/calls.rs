@@ -14,7 +14,7 @@ use crate::error::{RegistryError, Result};
 use crate::model::{Admission, AuditEntry, CallAdmission, CallRecord, CallUpdate};
 use crate::registry::{Registry, new_id, now};
 
-fn record_from_row(row: call_record::Model) -> CallRecord {
+pub(crate) fn record_from_row(row: call_record::Model) -> CallRecord {
     CallRecord {
         id: row.id,
         org_id: row.org_id,
@@ -74,10 +74,16 @@ impl Registry {
 
     /// Records a call or updates its record (keyed by provider and carrier call id), and notes
     /// the time on the number for diagnostics. Status callbacks arrive in any order and more
-    /// than once, so this is an upsert.
+    /// than once, so this is an upsert; a late non-final status (`ringing`, `in-progress`)
+    /// never replaces a final one (`completed`, `busy`, `failed`, `no-answer`, `canceled`).
+    ///
+    /// A record belongs to the organization that wrote it first: an update from another
+    /// organization (a webhook signed with its own credentials naming someone else's call id)
+    /// changes nothing, is logged at debug level, and answers [`RegistryError::NotFound`], as
+    /// for any other organization's resource.
     ///
     /// # Errors
-    /// [`RegistryError::Database`].
+    /// [`RegistryError::NotFound`] for another organization's call; [`RegistryError::Database`].
     pub async fn record_call(&self, update: CallUpdate) -> Result<CallRecord> {
         let duration = update
             .duration_secs
@@ -135,8 +141,18 @@ impl Registry {
         update: &CallUpdate,
         duration: Option<i64>,
     ) -> Result<call_record::Model> {
+        if row.org_id != update.org_id {
+            tracing::debug!(
+                provider = %row.provider,
+                "call status update from another organization ignored"
+            );
+            return Err(RegistryError::NotFound("call"));
+        }
+        let keep_status = is_final_status(&row.status) && !is_final_status(&update.status);
         let mut active: call_record::ActiveModel = row.into();
-        active.status = Set(update.status.clone());
+        if !keep_status {
+            active.status = Set(update.status.clone());
+        }
         if duration.is_some() {
             active.duration_secs = Set(duration);
         }
@@ -144,6 +160,7 @@ impl Registry {
             active.ended_at = Set(update.ended_at);
         }
         active.updated_at = Set(now());
+        // A record's organization never changes, so the check above holds for this write.
         Ok(active.update(&self.db).await?)
     }
 
@@ -208,7 +225,9 @@ impl Registry {
 
     /// Admission control: counts the call against its agent's concurrency limit, across every
     /// gateway instance. The call's row is inserted first and the count taken after, so two
-    /// racing calls can both be refused at the limit but never both admitted past it.
+    /// racing calls can both be refused at the limit but never both admitted past it. Calls
+    /// older than [`crate::RegistryConfig::max_call_age`] are not counted (their end was never
+    /// reported).
     ///
     /// # Errors
     /// [`RegistryError::Database`].
@@ -236,18 +255,40 @@ impl Registry {
         };
         let active = self.active_calls_for_agent(agent_id).await?;
         if active > u64::from(limit) {
-            self.end_active_call(call.provider, &call.carrier_call_id)
+            self.end_active_call_in_org(&call.org_id, call.provider, &call.carrier_call_id)
                 .await?;
             return Ok(Admission::AtCapacity);
         }
         Ok(Admission::Admitted)
     }
 
-    /// Stops counting a call (it ended). Ending an unknown call is harmless.
+    /// Stops counting a call of the organization (it ended). Ending an unknown call, or
+    /// another organization's, is harmless and changes nothing.
     ///
     /// # Errors
     /// [`RegistryError::Database`].
-    pub async fn end_active_call(&self, provider: Provider, carrier_call_id: &str) -> Result<()> {
+    pub async fn end_active_call_in_org(
+        &self,
+        org_id: &str,
+        provider: Provider,
+        carrier_call_id: &str,
+    ) -> Result<()> {
+        active_call::Entity::delete_many()
+            .filter(active_call::Column::Provider.eq(provider.as_str()))
+            .filter(active_call::Column::CarrierCallId.eq(carrier_call_id))
+            .filter(active_call::Column::OrgId.eq(org_id))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    /// Stops counting a call, whatever its organization: only for callers that already found
+    /// the call within its organization. The public way is [`Registry::end_active_call_in_org`].
+    pub(crate) async fn end_active_call(
+        &self,
+        provider: Provider,
+        carrier_call_id: &str,
+    ) -> Result<()> {
         active_call::Entity::delete_by_id((
             provider.as_str().to_owned(),
             carrier_call_id.to_owned(),
@@ -257,27 +298,61 @@ impl Registry {
         Ok(())
     }
 
-    /// How many calls the agent has now.
+    /// Calls started before this are no longer counted (see
+    /// [`crate::RegistryConfig::max_call_age`]).
+    fn call_age_cutoff(&self) -> chrono::DateTime<chrono::Utc> {
+        let age =
+            chrono::Duration::from_std(self.config.max_call_age).unwrap_or(chrono::Duration::MAX);
+        now().checked_sub_signed(age).unwrap_or_default()
+    }
+
+    /// Deletes the active-call rows older than [`crate::RegistryConfig::max_call_age`]: calls
+    /// whose end was never reported. Safe on several instances at once. Returns how many rows
+    /// were deleted. [`Registry::recover_pending_operations`] runs it.
+    ///
+    /// # Errors
+    /// [`RegistryError::Database`].
+    pub async fn sweep_stale_calls(&self) -> Result<u64> {
+        let swept = active_call::Entity::delete_many()
+            .filter(active_call::Column::StartedAt.lt(self.call_age_cutoff()))
+            .exec(&self.db)
+            .await?;
+        Ok(swept.rows_affected)
+    }
+
+    /// How many calls the agent has now (calls older than
+    /// [`crate::RegistryConfig::max_call_age`] are not counted).
     ///
     /// # Errors
     /// [`RegistryError::Database`].
     pub async fn active_calls_for_agent(&self, agent_id: &str) -> Result<u64> {
         Ok(active_call::Entity::find()
             .filter(active_call::Column::AgentId.eq(agent_id))
+            .filter(active_call::Column::StartedAt.gte(self.call_age_cutoff()))
             .count(&self.db)
             .await?)
     }
 
-    /// How many calls the number has now.
+    /// How many calls the number has now (calls older than
+    /// [`crate::RegistryConfig::max_call_age`] are not counted).
     ///
     /// # Errors
     /// [`RegistryError::Database`].
     pub async fn active_calls_for_number(&self, number_id: &str) -> Result<u64> {
         Ok(active_call::Entity::find()
             .filter(active_call::Column::NumberId.eq(number_id))
+            .filter(active_call::Column::StartedAt.gte(self.call_age_cutoff()))
             .count(&self.db)
             .await?)
     }
+}
+
+/// Whether a carrier call status is final: nothing follows it.
+fn is_final_status(status: &str) -> bool {
+    matches!(
+        status,
+        "completed" | "busy" | "failed" | "no-answer" | "canceled"
+    )
 }
 
 pub(crate) fn is_unique_violation(error: &sea_orm::DbErr) -> bool {

@@ -127,8 +127,14 @@ impl Registry {
         org_id: &str,
         connection_id: &str,
         credentials: &NewCredentials,
+        region: Option<&str>,
     ) -> Result<(Arc<dyn Carrier>, String)> {
-        let carrier = self.carriers.client(client_credentials(credentials)?);
+        // The credentials are checked in the region the connection's calls will use, so a
+        // region the gateway cannot reach is refused before anything is stored.
+        let carrier = self
+            .carriers
+            .client_in_region(client_credentials(credentials)?, region)
+            .map_err(|e| RegistryError::InvalidRequest(e.to_string()))?;
         let scope = Scope {
             org_id,
             connection_id,
@@ -207,7 +213,9 @@ impl Registry {
             ));
         }
         let id = new_id();
-        let (_, reported) = self.verify_new(org_id, &id, &new.credentials).await?;
+        let (_, reported) = self
+            .verify_new(org_id, &id, &new.credentials, new.region.as_deref())
+            .await?;
         let sealed = self.seal(org_id, &id, &new.credentials, reported)?;
         let at = now();
         let row = connection::ActiveModel {
@@ -361,7 +369,13 @@ impl Registry {
                 "the new credentials are for another account; connect it separately".into(),
             ));
         }
-        let (_, reported) = self.verify_new(org_id, connection_id, &credentials).await?;
+        let (carrier, reported) = self
+            .verify_new(org_id, connection_id, &credentials, row.region.as_deref())
+            .await?;
+        if let NewCredentials::Telnyx { .. } = &credentials {
+            self.verify_same_telnyx_account(org_id, connection_id, carrier.as_ref())
+                .await?;
+        }
         // A Telnyx key alone does not reveal the TeXML account: keep the one already known.
         let reported = if reported.is_empty() {
             row.account_id.clone()
@@ -376,8 +390,14 @@ impl Registry {
             connection_id,
             field,
         };
-        let old_auth = self.keyring.decrypt(&row.auth_secret, &aad(FIELD_AUTH))?;
-        let previous = self.keyring.encrypt(&old_auth, &aad(FIELD_PREVIOUS_AUTH))?;
+        // Telnyx webhooks verify with the public key only: the old API key is never kept.
+        let previous = match provider_of(&row)? {
+            Provider::Twilio => {
+                let old_auth = self.keyring.decrypt(&row.auth_secret, &aad(FIELD_AUTH))?;
+                Some(self.keyring.encrypt(&old_auth, &aad(FIELD_PREVIOUS_AUTH))?)
+            }
+            Provider::Telnyx => None,
+        };
         let grace =
             chrono::Duration::from_std(self.config.rotation_grace).unwrap_or(chrono::Duration::MAX);
         let at = now();
@@ -391,11 +411,66 @@ impl Registry {
             active.previous_public_key = Set(old_public);
             active.public_key = Set(sealed.public_key);
         }
-        active.previous_auth_secret = Set(Some(previous));
+        active.previous_auth_secret = Set(previous);
         active.previous_auth_expires_at = Set(Some(at.checked_add_signed(grace).unwrap_or(at)));
         active.status = Set(ConnectionStatus::Active.as_str().to_owned());
         active.updated_at = Set(at);
         connection_from_row(&active.update(&self.db).await?)
+    }
+
+    /// A Telnyx key does not always name its account: before a rotation accepts one, it must
+    /// see a number imported through the connection (one read-only call, audited). A key of
+    /// another account does not see it and is refused; a connection without numbers has
+    /// nothing to lose.
+    async fn verify_same_telnyx_account(
+        &self,
+        org_id: &str,
+        connection_id: &str,
+        carrier: &dyn Carrier,
+    ) -> Result<()> {
+        let Some(known) = number::Entity::find()
+            .filter(number::Column::ConnectionId.eq(connection_id))
+            .order_by_asc(number::Column::CreatedAt)
+            .one(&self.db)
+            .await?
+        else {
+            return Ok(());
+        };
+        let e164 = telephony_carrier::E164::parse(&known.e164)
+            .map_err(|_| RegistryError::Corrupt("a stored number is not E.164".into()))?;
+        let scope = Scope {
+            org_id,
+            connection_id,
+            number: Some(&known.e164),
+            live: false,
+        };
+        self.audited(&scope, "fetch_number", false, carrier.fetch_number(&e164))
+            .await
+            .map_err(|e| verification_error(&e))?;
+        Ok(())
+    }
+
+    /// Forgets previous signing keys whose grace period is over (they no longer verify
+    /// anything). Run by [`Registry::recover_pending_operations`]. Returns how many
+    /// connections were cleaned.
+    pub(crate) async fn clear_expired_secrets(&self) -> Result<u64> {
+        let cleared = connection::Entity::update_many()
+            .col_expr(
+                connection::Column::PreviousAuthSecret,
+                sea_orm::sea_query::Expr::value(Option::<String>::None),
+            )
+            .col_expr(
+                connection::Column::PreviousPublicKey,
+                sea_orm::sea_query::Expr::value(Option::<String>::None),
+            )
+            .col_expr(
+                connection::Column::PreviousAuthExpiresAt,
+                sea_orm::sea_query::Expr::value(Option::<chrono::DateTime<chrono::Utc>>::None),
+            )
+            .filter(connection::Column::PreviousAuthExpiresAt.lte(now()))
+            .exec(&self.db)
+            .await?;
+        Ok(cleared.rows_affected)
     }
 
     /// The keys webhooks of this connection verify with: the current one, and the previous one
@@ -534,7 +609,23 @@ impl Registry {
         }
         connection::Entity::delete_by_id(connection_id.to_owned())
             .exec(&self.db)
-            .await?;
+            .await
+            .map_err(|error| {
+                // A number imported meanwhile still references the connection. (SQLite
+                // reports a foreign key failing under a trigger with another extended code,
+                // hence the message too.)
+                if matches!(
+                    error.sql_err(),
+                    Some(sea_orm::SqlErr::ForeignKeyConstraintViolation(_))
+                ) || error.to_string().contains("FOREIGN KEY constraint failed")
+                {
+                    RegistryError::Conflict(
+                        "numbers are being imported through this connection; try again".into(),
+                    )
+                } else {
+                    error.into()
+                }
+            })?;
         Ok(DisconnectReport {
             numbers: numbers.len(),
             deleted: true,

@@ -48,6 +48,9 @@ pub enum RegistryError {
     /// The request conflicts with the current state (a name in use, an operation in flight).
     #[error("conflict: {0}")]
     Conflict(String),
+    /// The call is over (or was never connected): no live-call action applies to it.
+    #[error("the call is not active")]
+    CallNotActive,
     /// The database failed. The detail is kept for logs; the API shows only the code.
     #[error("database error: {0}")]
     Database(#[from] sea_orm::DbErr),
@@ -78,6 +81,7 @@ impl RegistryError {
             Self::CarrierRateLimited => "carrier_rate_limited",
             Self::CarrierRejected(_) => "carrier_rejected",
             Self::Conflict(_) => "conflict",
+            Self::CallNotActive => "call_not_active",
             Self::Database(_) | Self::Vault(_) | Self::Corrupt(_) => "internal_error",
         }
     }

@@ -5,8 +5,8 @@
 use std::collections::HashSet;
 
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder,
-    TransactionTrait,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
+    QueryOrder, TransactionTrait, sea_query::Expr,
 };
 use telephony_carrier::{
     CarrierError, E164, InboundConfig, Provider, TelnyxVoiceConfig, TwilioVoiceConfig,
@@ -196,10 +196,6 @@ impl Registry {
             WebhookMode::Managed => Some(self.managed_config(&conn)?),
             WebhookMode::OutboundOnly => None,
         };
-        // A cheap early answer; the UNIQUE constraint below is what actually decides.
-        if self.already_imported(&e164).await? {
-            return Err(RegistryError::NumberAlreadyImported);
-        }
         let carrier = self.carrier_of(&conn)?;
         let scope = Scope {
             org_id,
@@ -213,6 +209,12 @@ impl Registry {
             .map_err(|e| RegistryError::from_carrier(&e))?;
         if !owned.capabilities.voice {
             return Err(RegistryError::NumberNotVoiceCapable);
+        }
+        // A cheap early answer, only once the account proved it owns the number (otherwise any
+        // organization could probe which numbers are imported anywhere); the UNIQUE constraint
+        // below is what actually decides.
+        if self.already_imported(&e164).await? {
+            return Err(RegistryError::NumberAlreadyImported);
         }
         let changes: Vec<PlannedChange> = target
             .iter()
@@ -280,7 +282,7 @@ impl Registry {
         match result {
             Ok(previous) => {
                 let number = self
-                    .finish_managed(&op, &payload.number_id, &previous, &target, true)
+                    .finish_managed(&op, &payload.number_id, &previous, &target)
                     .await?;
                 Ok(Applied::Done { number, changes })
             }
@@ -288,31 +290,52 @@ impl Registry {
         }
     }
 
-    /// Marks a number managed with its saved and applied configuration and deletes the
-    /// operation, in one transaction.
+    /// Marks a number managed and active with its saved and applied configuration and deletes
+    /// the operation, in one transaction. A `saved` configuration that routes like `applied`
+    /// (the number already pointed at the gateway) is not the customer's: the saved one the row
+    /// already holds is kept.
     pub(crate) async fn finish_managed(
         &self,
         op_id: &str,
         number_id: &str,
         saved: &InboundConfig,
         applied: &InboundConfig,
-        importing: bool,
     ) -> Result<Number> {
+        let mut update = number::Entity::update_many()
+            .col_expr(
+                number::Column::WebhookMode,
+                Expr::value(WebhookMode::Managed.as_str()),
+            )
+            .col_expr(
+                number::Column::Status,
+                Expr::value(NumberStatus::Active.as_str()),
+            )
+            .col_expr(
+                number::Column::AppliedInbound,
+                Expr::value(Some(to_json(applied)?)),
+            )
+            .col_expr(number::Column::UpdatedAt, Expr::value(now()));
+        if !same_routing(saved, applied) {
+            update = update.col_expr(
+                number::Column::SavedInbound,
+                Expr::value(Some(to_json(saved)?)),
+            );
+        }
+        // The write comes first in the transaction: on SQLite a transaction that reads before
+        // it writes can fail at once with `database is locked` when another one writes.
         let txn = self.db.begin().await?;
+        let updated = update
+            .filter(number::Column::Id.eq(number_id))
+            .exec(&txn)
+            .await?;
+        if updated.rows_affected != 1 {
+            return Err(RegistryError::NotFound("number"));
+        }
+        crate::ops::delete_op(&txn, op_id).await?;
         let row = number::Entity::find_by_id(number_id.to_owned())
             .one(&txn)
             .await?
             .ok_or(RegistryError::NotFound("number"))?;
-        let mut active: number::ActiveModel = row.into();
-        active.webhook_mode = Set(WebhookMode::Managed.as_str().to_owned());
-        if importing {
-            active.status = Set(NumberStatus::Active.as_str().to_owned());
-        }
-        active.saved_inbound = Set(Some(to_json(saved)?));
-        active.applied_inbound = Set(Some(to_json(applied)?));
-        active.updated_at = Set(now());
-        let row = active.update(&txn).await?;
-        crate::ops::delete_op(&txn, op_id).await?;
         txn.commit().await?;
         number_from_row(row)
     }
@@ -427,7 +450,7 @@ impl Registry {
     ///
     /// # Errors
     /// [`RegistryError::NotFound`]; [`RegistryError::Conflict`] while the number is being
-    /// imported or removed; a carrier error.
+    /// imported, switched or removed, or when it changed while being read; a carrier error.
     pub async fn set_webhook_mode(
         &self,
         org_id: &str,
@@ -461,31 +484,53 @@ impl Registry {
             live: true,
         };
         let e164 = parse_e164(&row.e164)?;
-        let owned = self
-            .audited(&scope, "fetch_number", false, carrier.fetch_number(&e164))
-            .await
-            .map_err(|e| RegistryError::from_carrier(&e))?;
         match mode {
             WebhookMode::Managed => {
                 let target = self.managed_config(&conn)?;
+                if dry_run {
+                    let owned = self
+                        .audited(&scope, "fetch_number", false, carrier.fetch_number(&e164))
+                        .await
+                        .map_err(|e| RegistryError::from_carrier(&e))?;
+                    return Ok(Applied::DryRun {
+                        changes: vec![PlannedChange {
+                            e164: row.e164.clone(),
+                            from: owned.inbound,
+                            to: target,
+                        }],
+                    });
+                }
+                // The row is claimed (compare-and-set on what was read) in the transaction that
+                // records the intent; the carrier is read only after, so the saved configuration
+                // is never one a concurrent switch wrote. The number stays `active` (routable)
+                // while it is switched: the intent's unique index keeps other workflows out.
+                let mut payload = OpPayload {
+                    number_id: row.id.clone(),
+                    e164: row.e164.clone(),
+                    carrier_id: row.carrier_id.clone(),
+                    previous: None,
+                    target: Some(target.clone()),
+                };
+                let txn = self.db.begin().await?;
+                claim_number(&txn, &row, NumberStatus::Active).await?;
+                let op = self
+                    .record_intent(&txn, OpKind::SetManaged, org_id, &conn.id, &payload)
+                    .await?;
+                txn.commit().await?;
+                let owned = match self
+                    .audited(&scope, "fetch_number", false, carrier.fetch_number(&e164))
+                    .await
+                {
+                    Ok(owned) => owned,
+                    Err(error) => return Err(self.after_carrier_failure(&op, &error).await),
+                };
+                payload.previous = Some(owned.inbound.clone());
+                self.update_intent(&op, &payload).await?;
                 let changes = vec![PlannedChange {
                     e164: row.e164.clone(),
                     from: owned.inbound.clone(),
                     to: target.clone(),
                 }];
-                if dry_run {
-                    return Ok(Applied::DryRun { changes });
-                }
-                let payload = OpPayload {
-                    number_id: row.id.clone(),
-                    e164: row.e164.clone(),
-                    carrier_id: row.carrier_id.clone(),
-                    previous: Some(owned.inbound.clone()),
-                    target: Some(target.clone()),
-                };
-                let op = self
-                    .record_intent(&self.db, OpKind::SetManaged, org_id, &conn.id, &payload)
-                    .await?;
                 let result = self
                     .audited(
                         &scope,
@@ -497,7 +542,7 @@ impl Registry {
                 match result {
                     Ok(previous) => {
                         let number = self
-                            .finish_managed(&op, &row.id, &previous, &target, false)
+                            .finish_managed(&op, &row.id, &previous, &target)
                             .await?;
                         Ok(Applied::Done { number, changes })
                     }
@@ -505,6 +550,10 @@ impl Registry {
                 }
             }
             WebhookMode::OutboundOnly => {
+                let owned = self
+                    .audited(&scope, "fetch_number", false, carrier.fetch_number(&e164))
+                    .await
+                    .map_err(|e| RegistryError::from_carrier(&e))?;
                 let saved = from_json(row.saved_inbound.as_deref())?;
                 let applied = from_json(row.applied_inbound.as_deref())?;
                 let changes = match (&saved, &applied) {
@@ -520,6 +569,7 @@ impl Registry {
                 if dry_run {
                     return Ok(Applied::DryRun { changes });
                 }
+                // The claim proves `saved` and `applied` are still what the row holds.
                 let payload = OpPayload {
                     number_id: row.id.clone(),
                     e164: row.e164.clone(),
@@ -527,15 +577,12 @@ impl Registry {
                     previous: saved,
                     target: applied,
                 };
+                let txn = self.db.begin().await?;
+                claim_number(&txn, &row, NumberStatus::Active).await?;
                 let op = self
-                    .record_intent(
-                        &self.db,
-                        OpKind::SetOutboundOnly,
-                        org_id,
-                        &conn.id,
-                        &payload,
-                    )
+                    .record_intent(&txn, OpKind::SetOutboundOnly, org_id, &conn.id, &payload)
                     .await?;
+                txn.commit().await?;
                 match self.resolve_operation_by_id(&op).await? {
                     Resolution::Completed(_) => Ok(Applied::Done {
                         number: self.number(org_id, number_id).await?,
@@ -553,9 +600,9 @@ impl Registry {
     /// The number is never released at the carrier.
     ///
     /// # Errors
-    /// [`RegistryError::NotFound`]; [`RegistryError::Conflict`] while it is being imported; a
-    /// carrier error when the restore failed (the number then stays, or its removal is
-    /// pending recovery).
+    /// [`RegistryError::NotFound`]; [`RegistryError::Conflict`] while it is being imported,
+    /// switched or removed, or when it changed while being read; a carrier error when the
+    /// restore failed (the number then stays, or its removal is pending recovery).
     pub async fn remove_number(&self, org_id: &str, number_id: &str) -> Result<RemoveReport> {
         let row = self.number_row(org_id, number_id).await?;
         if row.status == NumberStatus::Importing.as_str() {
@@ -563,6 +610,8 @@ impl Registry {
                 "the number is being imported".into(),
             ));
         }
+        // The claim (compare-and-set on what was read, in the intent's transaction) proves the
+        // payload is what the row holds: a switch finishing in between makes this a conflict.
         let payload = OpPayload {
             number_id: row.id.clone(),
             e164: row.e164.clone(),
@@ -571,13 +620,10 @@ impl Registry {
             target: from_json(row.applied_inbound.as_deref())?,
         };
         let txn = self.db.begin().await?;
+        claim_number(&txn, &row, NumberStatus::Removing).await?;
         let op = self
             .record_intent(&txn, OpKind::Remove, org_id, &row.connection_id, &payload)
             .await?;
-        let mut active: number::ActiveModel = row.clone().into();
-        active.status = Set(NumberStatus::Removing.as_str().to_owned());
-        active.updated_at = Set(now());
-        active.update(&txn).await?;
         txn.commit().await?;
         match self.resolve_operation_by_id(&op).await? {
             Resolution::Completed(restore) => Ok(RemoveReport {
@@ -682,15 +728,25 @@ impl Registry {
             });
         }
         if provider_of(&conn)? == Provider::Twilio {
-            let region = conn.region.clone().unwrap_or_else(|| "us1".to_owned());
-            let ok = region == self.config.twilio_region;
+            // The client for this connection is built for its own region (and that region's
+            // edge); the check is that such a client can exist, i.e. the region is reachable.
+            let region = conn
+                .region
+                .clone()
+                .unwrap_or_else(|| self.config.twilio_region.clone());
+            let reachable = self
+                .credentials_of(&conn)
+                .ok()
+                .map(|creds| self.carriers.client_in_region(creds, Some(&region)).is_ok());
+            let ok = reachable == Some(true);
             checks.push(Check {
                 name: "region_matches",
                 ok,
-                detail: format!(
-                    "connection region {region}, gateway region {}",
-                    self.config.twilio_region
-                ),
+                detail: if ok {
+                    format!("live-call actions go to the connection's region {region}")
+                } else {
+                    format!("the gateway cannot reach the twilio region {region}")
+                },
             });
         }
         checks.push(Check {
@@ -809,6 +865,35 @@ impl Registry {
             repointed += 1;
         }
         Ok(repointed)
+    }
+}
+
+/// Claims an `active` number for an operation: moves it to `status` (a switch keeps it
+/// `active`, a removal makes it `removing`) and bumps `updated_at`, only if it is still exactly
+/// the row that was read (same `updated_at`). Run in the transaction that records the intent:
+/// together with the one-operation-per-number index, no workflow acts on data that changed
+/// since it read it, and a workflow that read before another one claimed the row gets a
+/// conflict.
+async fn claim_number<C: ConnectionTrait>(
+    db: &C,
+    row: &number::Model,
+    status: NumberStatus,
+) -> Result<()> {
+    let claimed = number::Entity::update_many()
+        .col_expr(number::Column::Status, Expr::value(status.as_str()))
+        .col_expr(number::Column::UpdatedAt, Expr::value(now()))
+        .filter(number::Column::Id.eq(row.id.as_str()))
+        .filter(number::Column::OrgId.eq(row.org_id.as_str()))
+        .filter(number::Column::Status.eq(NumberStatus::Active.as_str()))
+        .filter(number::Column::UpdatedAt.eq(row.updated_at))
+        .exec(db)
+        .await?;
+    if claimed.rows_affected == 1 {
+        Ok(())
+    } else {
+        Err(RegistryError::Conflict(
+            "the number has an operation in progress or changed meanwhile; try again".into(),
+        ))
     }
 }
 

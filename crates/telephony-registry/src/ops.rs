@@ -18,7 +18,16 @@
 //!
 //! Undoing a change to the customer's account, or finishing a restoration of it, are the two
 //! directions that never leave the customer's number pointing somewhere they did not choose.
-//! A carrier that cannot be reached leaves the operation in place for the next attempt.
+//! A carrier that cannot be reached leaves the operation in place for the next attempt. One that
+//! refuses for good (a 4xx): a refused restoration leaves the number as it was (still imported,
+//! `active`); a refused undo keeps the change and records it (the number `active` and
+//! `managed`, the customer's configuration saved), with a warning in the log.
+//!
+//! Every workflow on an existing number claims its row first (compare-and-set on `updated_at`,
+//! which it bumps; a removal also moves `active` to `removing`, a mode switch keeps the number
+//! `active` so calls still reach it) in the transaction that records the intent, so one number
+//! has one workflow at a time and each acts on the row as it claimed it; resolving the
+//! operation puts a removal's row back to `active` or deletes it.
 
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
@@ -94,6 +103,28 @@ pub(crate) async fn delete_op<C: ConnectionTrait>(db: &C, op_id: &str) -> Result
     Ok(())
 }
 
+/// Puts a number its operation had claimed (`claimed_as`) back to `active`, as it was.
+async fn release_claim<C: ConnectionTrait>(
+    db: &C,
+    number_id: &str,
+    claimed_as: NumberStatus,
+) -> Result<()> {
+    number::Entity::update_many()
+        .col_expr(
+            number::Column::Status,
+            sea_orm::sea_query::Expr::value(NumberStatus::Active.as_str()),
+        )
+        .col_expr(
+            number::Column::UpdatedAt,
+            sea_orm::sea_query::Expr::value(now()),
+        )
+        .filter(number::Column::Id.eq(number_id))
+        .filter(number::Column::Status.eq(claimed_as.as_str()))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
 const STEP_INTENT: &str = "intent_recorded";
 const STEP_RESOLVING: &str = "resolving";
 
@@ -133,6 +164,22 @@ impl Registry {
         Ok(id)
     }
 
+    /// Rewrites an operation's payload (a switch to `managed` learns the configuration to save
+    /// only after it claimed the number; it is written before the carrier is changed).
+    pub(crate) async fn update_intent(&self, op_id: &str, payload: &OpPayload) -> Result<()> {
+        let text =
+            serde_json::to_string(payload).map_err(|e| RegistryError::Corrupt(e.to_string()))?;
+        operation::Entity::update_many()
+            .col_expr(
+                operation::Column::Payload,
+                sea_orm::sea_query::Expr::value(text),
+            )
+            .filter(operation::Column::Id.eq(op_id))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
     /// How many operations are in flight (for readiness checks and tests).
     ///
     /// # Errors
@@ -146,6 +193,8 @@ impl Registry {
     /// [`crate::RegistryConfig::stale_operation_after`] (younger ones may belong to another
     /// live instance). Call it at start, and periodically. Each operation is claimed with a
     /// compare-and-set on its `updated_at`, so two instances never resolve the same one.
+    /// The same pass also runs [`Registry::sweep_stale_calls`] and forgets previous signing
+    /// keys whose rotation grace is over.
     ///
     /// # Errors
     /// [`RegistryError::Database`]. Carrier failures leave the operation pending and are
@@ -185,6 +234,15 @@ impl Registry {
                     report.still_pending += 1;
                 }
             }
+        }
+        // Housekeeping of the same periodic pass; a failure here does not fail recovery.
+        match self.sweep_stale_calls().await {
+            Ok(0) => {}
+            Ok(swept) => tracing::info!(swept, "stale active calls no longer counted"),
+            Err(error) => tracing::warn!(%error, "could not sweep stale active calls"),
+        }
+        if let Err(error) = self.clear_expired_secrets().await {
+            tracing::warn!(%error, "could not clear expired previous secrets");
         }
         Ok(report)
     }
@@ -230,14 +288,37 @@ impl Registry {
                         .await
                     {
                         Ok(owned) if same_routing(&owned.inbound, target) => {
-                            self.audited(
-                                &scope,
-                                "replace_inbound_config",
-                                true,
-                                carrier.replace_inbound_config(&payload.carrier_id, previous),
-                            )
-                            .await
-                            .map_err(|e| RegistryError::from_carrier(&e))?;
+                            match self
+                                .audited(
+                                    &scope,
+                                    "replace_inbound_config",
+                                    true,
+                                    carrier.replace_inbound_config(&payload.carrier_id, previous),
+                                )
+                                .await
+                            {
+                                Ok(_) => {}
+                                Err(e) if e.blame() == Blame::Caller => {
+                                    // The carrier refuses the undo for good: retrying cannot
+                                    // help, and the number does point at the gateway, so the
+                                    // change is kept and recorded instead.
+                                    tracing::warn!(
+                                        error = %e,
+                                        op_id = %op.id,
+                                        kind = %op.kind,
+                                        "the carrier refused the undo; the change is kept"
+                                    );
+                                    self.finish_managed(
+                                        &op.id,
+                                        &payload.number_id,
+                                        previous,
+                                        target,
+                                    )
+                                    .await?;
+                                    return Ok(Resolution::Completed(Restore::NothingToRestore));
+                                }
+                                Err(e) => return Err(RegistryError::from_carrier(&e)),
+                            }
                         }
                         Ok(_) | Err(CarrierError::NotFound { .. }) => {}
                         Err(e) => return Err(RegistryError::from_carrier(&e)),
@@ -305,16 +386,32 @@ impl Registry {
                     number::Entity::delete_by_id(payload.number_id.clone())
                         .exec(&txn)
                         .await?;
-                } else if let Some(row) = number::Entity::find_by_id(payload.number_id.clone())
-                    .one(&txn)
-                    .await?
-                {
-                    let mut active: number::ActiveModel = row.into();
-                    active.webhook_mode = Set(WebhookMode::OutboundOnly.as_str().to_owned());
-                    active.saved_inbound = Set(None);
-                    active.applied_inbound = Set(None);
-                    active.updated_at = Set(now());
-                    active.update(&txn).await?;
+                } else {
+                    // A write first: see `finish_managed` on SQLite locks.
+                    number::Entity::update_many()
+                        .col_expr(
+                            number::Column::WebhookMode,
+                            sea_orm::sea_query::Expr::value(WebhookMode::OutboundOnly.as_str()),
+                        )
+                        .col_expr(
+                            number::Column::Status,
+                            sea_orm::sea_query::Expr::value(NumberStatus::Active.as_str()),
+                        )
+                        .col_expr(
+                            number::Column::SavedInbound,
+                            sea_orm::sea_query::Expr::value(Option::<String>::None),
+                        )
+                        .col_expr(
+                            number::Column::AppliedInbound,
+                            sea_orm::sea_query::Expr::value(Option::<String>::None),
+                        )
+                        .col_expr(
+                            number::Column::UpdatedAt,
+                            sea_orm::sea_query::Expr::value(now()),
+                        )
+                        .filter(number::Column::Id.eq(payload.number_id.as_str()))
+                        .exec(&txn)
+                        .await?;
                 }
                 delete_op(&txn, &op.id).await?;
                 txn.commit().await?;
@@ -331,15 +428,8 @@ impl Registry {
         payload: &OpPayload,
     ) -> Result<()> {
         let txn = self.db.begin().await?;
-        if kind == OpKind::Remove
-            && let Some(row) = number::Entity::find_by_id(payload.number_id.clone())
-                .one(&txn)
-                .await?
-        {
-            let mut active: number::ActiveModel = row.into();
-            active.status = Set(NumberStatus::Active.as_str().to_owned());
-            active.updated_at = Set(now());
-            active.update(&txn).await?;
+        if kind == OpKind::Remove {
+            release_claim(&txn, &payload.number_id, NumberStatus::Removing).await?;
         }
         delete_op(&txn, &op.id).await?;
         txn.commit().await?;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::Serialize;
 use telephony_carrier::{CarrierClients, TelnyxConfig, TwilioConfig};
 use telephony_registry::{Registry, RegistryConfig};
-use telephony_vault::KeyRing;
+use telephony_vault::{KeyRing, SecretString};
 use tokio::net::TcpListener;
 
 use crate::call_token::CallTokens;
@@ -63,10 +63,33 @@ fn ensure_sqlite_dir(database_url: &str) -> Result<(), CommandError> {
     Ok(())
 }
 
+/// Whether the gateway runs on its embedded default (SQLite), where it may create its own key
+/// files on first start. On PostgreSQL several instances share the database, so they must share
+/// the keys too: a key invented by one instance would make the others' secrets unreadable.
+fn embedded(config: &Config) -> bool {
+    config.database_url.starts_with("sqlite:")
+}
+
 fn load_keyring(config: &Config) -> Result<KeyRing, CommandError> {
     if let Some(spec) = &config.master_key {
         return Ok(KeyRing::from_base64_keys(spec)?);
     }
+    if !embedded(config) {
+        if !config.master_key_file.exists() {
+            return Err(CommandError::Config(format!(
+                "no master key at {}: on PostgreSQL every instance must use the same keys; create \
+                 them once with `telephony-gateway keys init` and give every instance the file \
+                 (or TELEPHONY_MASTER_KEY)",
+                config.master_key_file.display()
+            )));
+        }
+        return Ok(KeyRing::from_file(&config.master_key_file)?);
+    }
+    create_keyring_if_missing(config)
+}
+
+/// Loads the master-key file, creating it (owner-only) if it does not exist.
+fn create_keyring_if_missing(config: &Config) -> Result<KeyRing, CommandError> {
     if let Some(dir) = config
         .master_key_file
         .parent()
@@ -85,12 +108,19 @@ fn load_keyring(config: &Config) -> Result<KeyRing, CommandError> {
     Ok(keyring)
 }
 
-fn load_call_tokens(config: &Config) -> Result<CallTokens, CommandError> {
+/// Loads the agent-token key, creating it (owner-only) when missing and `allow_create`.
+fn load_call_tokens(path: &Path, allow_create: bool) -> Result<CallTokens, CommandError> {
     use base64::Engine;
     use base64::engine::general_purpose::STANDARD;
-    let path = &config.agent_token_key_file;
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !allow_create => {
+            return Err(CommandError::Config(format!(
+                "no agent-token key at {}: on PostgreSQL every instance must use the same key; \
+                 create it once with `telephony-gateway keys init` and give every instance the file",
+                path.display()
+            )));
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let mut key = [0_u8; 32];
             ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut key)
@@ -164,7 +194,8 @@ pub async fn open_registry(config: &Config) -> Result<Registry, CommandError> {
         Arc::new(clients),
         registry_config,
     )
-    .await?)
+    .await?
+    .with_platform_accounts(config.platform_accounts()))
 }
 
 /// Builds the application state from the configuration.
@@ -175,7 +206,7 @@ pub async fn app_state(config: &Config) -> Result<AppState, CommandError> {
     let registry = open_registry(config).await?;
     let metrics = crate::metrics::install_recorder()
         .map_err(|e| CommandError::Config(format!("metrics: {e}")))?;
-    let tokens = load_call_tokens(config)?;
+    let tokens = load_call_tokens(&config.agent_token_key_file, embedded(config))?;
     Ok(AppState::new(
         registry,
         metrics,
@@ -193,6 +224,17 @@ pub async fn serve(config: Config) -> Result<(), CommandError> {
     let report = state.registry().recover_pending_operations().await?;
     tracing::info!(?report, "recovered operations left in flight");
     let recovery = tokio::spawn(recover_periodically(state.registry().clone()));
+    let synced = state.registry().sync_platform_telnyx().await?;
+    if synced > 0 {
+        tracing::info!(
+            connections = synced,
+            "managed telnyx connections updated to the platform account"
+        );
+    }
+    let orders = tokio::spawn(refresh_orders_periodically(
+        state.registry().clone(),
+        config.managed_order_poll(),
+    ));
 
     let listener = TcpListener::bind(config.listen)
         .await
@@ -205,11 +247,18 @@ pub async fn serve(config: Config) -> Result<(), CommandError> {
     );
     let app = crate::app::router(state, config.max_body_bytes);
     let grace = config.shutdown_grace();
-    let result = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal(grace))
-        .await
-        .map_err(io("serving"));
+    // Not `axum::serve`: it gives hyper no timer, so a client trickling its headers would hold
+    // a connection forever (see `server`).
+    let result = crate::server::serve(
+        listener,
+        app,
+        crate::server::HEADER_READ_TIMEOUT,
+        shutdown_signal(grace),
+    )
+    .await
+    .map_err(io("serving"));
     recovery.abort();
+    orders.abort();
     tracing::info!("telephony-gateway stopped");
     result
 }
@@ -224,6 +273,23 @@ async fn recover_periodically(registry: Registry) {
             Ok(report) if report != Default::default() => tracing::info!(?report, "recovery pass"),
             Ok(_) => {}
             Err(error) => tracing::warn!(error = %error, "recovery pass failed"),
+        }
+    }
+}
+
+/// Finishes managed-number purchases the carrier completed later (Telnyx number orders). The
+/// state is in the database and each order is claimed first, so a restart or several instances
+/// change nothing; the first pass runs at once, for orders a previous process left pending.
+async fn refresh_orders_periodically(registry: Registry, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        match registry.refresh_managed_orders().await {
+            Ok(report) if report != Default::default() => {
+                tracing::info!(?report, "managed orders pass");
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(error = %error, "managed orders pass failed"),
         }
     }
 }
@@ -278,8 +344,14 @@ pub struct CreatedOrg {
     pub name: String,
     /// The API key id.
     pub api_key_id: String,
-    /// The API key: store it now, it cannot be shown again.
-    pub api_key: String,
+    /// The API key: store it now, it cannot be shown again. Serialized (that is the point of
+    /// the command) but redacted in `Debug`, so a stray `{:?}` cannot log it.
+    #[serde(serialize_with = "expose_secret")]
+    pub api_key: SecretString,
+}
+
+fn expose_secret<S: serde::Serializer>(secret: &SecretString, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(secret.expose())
 }
 
 /// `org create --name NAME`.
@@ -294,7 +366,33 @@ pub async fn create_org(config: &Config, name: &str) -> Result<CreatedOrg, Comma
         org_id: org.id,
         name: org.name,
         api_key_id: info.id,
-        api_key: key.expose().to_owned(),
+        api_key: key,
+    })
+}
+
+/// What `keys init` did.
+#[derive(Debug, Serialize)]
+pub struct KeysInitReport {
+    /// Whether the master-key file was created (false: it existed and was left as it is).
+    pub master_key_created: bool,
+    /// Whether the agent-token key file was created.
+    pub agent_token_key_created: bool,
+}
+
+/// `keys init`: creates the master-key and agent-token key files (owner-only) where missing, so
+/// an operator can create them once and give the same files to every instance. Existing files
+/// are never overwritten.
+///
+/// # Errors
+/// [`CommandError`] when a file cannot be read or written, or an existing one is malformed.
+pub fn init_keys(config: &Config) -> Result<KeysInitReport, CommandError> {
+    let master_key_created = !config.master_key_file.exists();
+    create_keyring_if_missing(config)?;
+    let agent_token_key_created = !config.agent_token_key_file.exists();
+    load_call_tokens(&config.agent_token_key_file, true)?;
+    Ok(KeysInitReport {
+        master_key_created,
+        agent_token_key_created,
     })
 }
 

@@ -14,7 +14,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use telephony_carrier::Provider;
 use telephony_registry::{
-    Admission, CallAdmission, CallUpdate, Direction, Number, NumberStatus, WebhookSecrets,
+    Admission, CallAdmission, CallUpdate, Connection, Direction, Number, NumberStatus,
+    WebhookSecrets,
 };
 use telephony_routing as routing;
 use telephony_vault::SecretString;
@@ -57,18 +58,18 @@ impl From<telephony_registry::RegistryError> for WebhookError {
 
 /// The fields of a voice or status webhook the gateway uses.
 #[derive(Debug, Default)]
-struct CallFields {
-    to: String,
-    from: String,
-    forwarded_from: Option<String>,
-    call_id: String,
-    account_id: Option<String>,
-    status: Option<String>,
-    duration: Option<u64>,
+pub(crate) struct CallFields {
+    pub(crate) to: String,
+    pub(crate) from: String,
+    pub(crate) forwarded_from: Option<String>,
+    pub(crate) call_id: String,
+    pub(crate) account_id: Option<String>,
+    pub(crate) status: Option<String>,
+    pub(crate) duration: Option<u64>,
 }
 
 impl CallFields {
-    fn from_form(params: &[(String, String)]) -> Self {
+    pub(crate) fn from_form(params: &[(String, String)]) -> Self {
         let mut fields = Self::default();
         for (name, value) in params {
             match name.as_str() {
@@ -86,13 +87,13 @@ impl CallFields {
     }
 }
 
-fn parse_form(body: &[u8]) -> Result<Vec<(String, String)>, WebhookError> {
+pub(crate) fn parse_form(body: &[u8]) -> Result<Vec<(String, String)>, WebhookError> {
     serde_urlencoded::from_bytes(body).map_err(|_| WebhookError::BadRequest("malformed form body"))
 }
 
 /// The URL the carrier signed: the configured public base URL plus the path and query the
 /// request arrived with.
-fn signed_url(state: &AppState, uri: &axum::http::Uri) -> String {
+pub(crate) fn signed_url(state: &AppState, uri: &axum::http::Uri) -> String {
     let base = state.public_url().as_str().trim_end_matches('/');
     let path_and_query = uri.path_and_query().map_or("/", |pq| pq.as_str());
     format!("{base}{path_and_query}")
@@ -105,17 +106,25 @@ fn refuse(provider: Provider, why: &'static str, error: Option<&VerifyError>) ->
     WebhookError::Forbidden(why)
 }
 
-/// Finds the number a webhook is for, or 404.
+/// Finds the number a webhook is for and its connection, or 404.
 async fn find_number(
     state: &AppState,
     provider: Provider,
     to: &str,
-) -> Result<Number, WebhookError> {
-    let number = state
-        .registry()
-        .number_by_e164(to)
-        .await?
-        .ok_or(WebhookError::UnknownNumber)?;
+) -> Result<(Number, Connection), WebhookError> {
+    let number = match state.registry().number_by_e164(to).await {
+        Ok(Some(number)) => number,
+        // A `To` that is not E.164 (a SIP URI, garbage) names no number of ours: 404, not a
+        // server error, and not worth more than a debug line since anyone can send it.
+        Ok(None) | Err(telephony_registry::RegistryError::InvalidPhoneNumber) => {
+            tracing::debug!(
+                provider = provider.as_str(),
+                "webhook for an unknown number"
+            );
+            return Err(WebhookError::UnknownNumber);
+        }
+        Err(other) => return Err(other.into()),
+    };
     let connection = state
         .registry()
         .connection(&number.org_id, &number.connection_id)
@@ -124,11 +133,11 @@ async fn find_number(
         // A Twilio webhook for a Telnyx number (or the reverse) is not for a number we know.
         return Err(WebhookError::UnknownNumber);
     }
-    Ok(number)
+    Ok((number, connection))
 }
 
 /// Verifies a Twilio webhook against the number's connection and checks its account.
-async fn verify_twilio(
+pub(crate) async fn verify_twilio(
     state: &AppState,
     number: &Number,
     url: &str,
@@ -164,9 +173,11 @@ async fn verify_twilio(
 }
 
 /// Verifies a Telnyx webhook against the number's connection.
-async fn verify_telnyx(
+pub(crate) async fn verify_telnyx(
     state: &AppState,
     number: &Number,
+    connection: &Connection,
+    account: Option<&str>,
     body: &[u8],
     headers: &HeaderMap,
 ) -> Result<(), WebhookError> {
@@ -199,15 +210,45 @@ async fn verify_telnyx(
         state.telnyx_tolerance(),
     )
     .map_err(|e| refuse(Provider::Telnyx, "bad_signature", Some(&e)))?;
+    // TeXML webhooks carry the account's `AccountSid`. When the connection knows its account
+    // (the admin gave the TeXML account SID), a webhook from any other account is refused; a
+    // connection that does not know it relies on the signature alone, which is per account.
+    if !connection.account_id.is_empty() && account != Some(connection.account_id.as_str()) {
+        return Err(refuse(Provider::Telnyx, "account_mismatch", None));
+    }
     Ok(())
 }
 
-fn xml(body: String) -> Response {
+pub(crate) fn xml(body: String) -> Response {
     (
         [(http::header::CONTENT_TYPE, "text/xml; charset=utf-8")],
         body,
     )
         .into_response()
+}
+
+/// A call id already recorded by another organization is refused by the registry, which changes
+/// nothing. Carriers' call ids are unique, so that only happens when someone signs webhooks with
+/// their own credentials and another organization's call id: the record is left alone, and the
+/// caller on the line is still answered.
+fn ignore_foreign_call<T>(
+    recorded: Result<T, telephony_registry::RegistryError>,
+) -> Result<(), WebhookError> {
+    match recorded {
+        Ok(_) => Ok(()),
+        Err(telephony_registry::RegistryError::NotFound(_)) => {
+            tracing::warn!("a webhook named a call id another organization holds; not recorded");
+            Ok(())
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+/// The idempotency key of a voice webhook. The number is part of it: a CallSid is an identifier,
+/// not a secret, and an organization can sign webhooks for its own numbers with any CallSid, so
+/// a key of the CallSid alone would let it read or plant another organization's answer.
+fn idempotency_key(number: &Number, call_id: &str) -> String {
+    format!("voice:{}:{call_id}", number.id)
 }
 
 /// Routes a verified inbound call and answers the document, once per call across instances.
@@ -222,7 +263,17 @@ async fn route(
     if let Some(stored) = registry.stored_response(provider, idempotency_key).await? {
         return Ok(xml(stored));
     }
-    let agent = match &number.agent_id {
+    // A call forwarded from a registered business number goes by that number's settings: its
+    // agent when it has one, else the number's.
+    let forwarded = match &fields.forwarded_from {
+        Some(business) => registry.forwarded_number_for(&number.id, business).await?,
+        None => None,
+    };
+    let agent_id = forwarded
+        .as_ref()
+        .and_then(|f| f.agent_id.clone())
+        .or_else(|| number.agent_id.clone());
+    let agent = match &agent_id {
         Some(agent_id) => match registry.agent(&number.org_id, agent_id).await {
             Ok(agent) => Some(agent),
             Err(telephony_registry::RegistryError::NotFound(_)) => None,
@@ -249,7 +300,7 @@ async fn route(
         }
         None => routing::Admission::Admitted,
     };
-    registry
+    let recorded = registry
         .record_call(CallUpdate {
             org_id: number.org_id.clone(),
             provider,
@@ -263,7 +314,25 @@ async fn route(
             duration_secs: None,
             ended_at: None,
         })
-        .await?;
+        .await;
+    ignore_foreign_call(recorded)?;
+    if let Some(business) = fields
+        .forwarded_from
+        .as_deref()
+        .and_then(|f| telephony_carrier::E164::parse(f).ok())
+    {
+        registry
+            .record_forwarded_call(&telephony_registry::ForwardedCall {
+                provider,
+                carrier_call_id: fields.call_id.clone(),
+                org_id: number.org_id.clone(),
+                number_id: number.id.clone(),
+                business_number: business.into(),
+                forwarded_number_id: forwarded.as_ref().map(|f| f.id.clone()),
+                created_at: chrono::Utc::now(),
+            })
+            .await?;
+    }
 
     let token = state
         .call_tokens()
@@ -327,7 +396,7 @@ pub async fn twilio_voice(
     if fields.to.is_empty() || fields.call_id.is_empty() {
         return Err(WebhookError::BadRequest("To and CallSid are required"));
     }
-    let number = find_number(&state, Provider::Twilio, &fields.to).await?;
+    let (number, _) = find_number(&state, Provider::Twilio, &fields.to).await?;
     let url = signed_url(&state, &uri);
     verify_twilio(
         &state,
@@ -338,10 +407,10 @@ pub async fn twilio_voice(
         fields.account_id.as_deref(),
     )
     .await?;
-    // Twilio retries a webhook with the same `I-Twilio-Idempotency-Token`, but the CallSid alone
+    // Twilio retries a webhook with the same `I-Twilio-Idempotency-Token`, but the CallSid
     // identifies the inbound call, and a call must start one agent session however many times
-    // its first webhook arrives: the CallSid is the key.
-    let key = format!("voice:{}", fields.call_id);
+    // its first webhook arrives: the number and the CallSid are the key.
+    let key = idempotency_key(&number, &fields.call_id);
     let response = route(&state, Provider::Twilio, &number, &fields, &key).await;
     tracing::debug!(
         elapsed_us = started.elapsed().as_micros() as u64,
@@ -360,7 +429,7 @@ pub async fn twilio_fallback(
 ) -> Result<Response, WebhookError> {
     let params = parse_form(&body)?;
     let fields = CallFields::from_form(&params);
-    let number = find_number(&state, Provider::Twilio, &fields.to).await?;
+    let (number, _) = find_number(&state, Provider::Twilio, &fields.to).await?;
     let url = signed_url(&state, &uri);
     verify_twilio(
         &state,
@@ -389,7 +458,7 @@ async fn record_status(
         status.as_str(),
         "completed" | "busy" | "failed" | "no-answer" | "canceled"
     );
-    state
+    let recorded = state
         .registry()
         .record_call(CallUpdate {
             org_id: number.org_id.clone(),
@@ -401,11 +470,12 @@ async fn record_status(
             duration_secs: fields.duration,
             ended_at: over.then(chrono::Utc::now),
         })
-        .await?;
+        .await;
+    ignore_foreign_call(recorded)?;
     if over {
         state
             .registry()
-            .end_active_call(provider, &fields.call_id)
+            .end_active_call_in_org(&number.org_id, provider, &fields.call_id)
             .await?;
     }
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -423,7 +493,7 @@ pub async fn twilio_status(
     if fields.to.is_empty() || fields.call_id.is_empty() {
         return Err(WebhookError::BadRequest("To and CallSid are required"));
     }
-    let number = find_number(&state, Provider::Twilio, &fields.to).await?;
+    let (number, _) = find_number(&state, Provider::Twilio, &fields.to).await?;
     let url = signed_url(&state, &uri);
     verify_twilio(
         &state,
@@ -448,9 +518,10 @@ pub async fn telnyx_texml(
     if fields.to.is_empty() || fields.call_id.is_empty() {
         return Err(WebhookError::BadRequest("To and CallSid are required"));
     }
-    let number = find_number(&state, Provider::Telnyx, &fields.to).await?;
-    verify_telnyx(&state, &number, &body, &headers).await?;
-    let key = format!("voice:{}", fields.call_id);
+    let (number, connection) = find_number(&state, Provider::Telnyx, &fields.to).await?;
+    let account = fields.account_id.as_deref();
+    verify_telnyx(&state, &number, &connection, account, &body, &headers).await?;
+    let key = idempotency_key(&number, &fields.call_id);
     route(&state, Provider::Telnyx, &number, &fields, &key).await
 }
 
@@ -465,7 +536,8 @@ pub async fn telnyx_status(
     if fields.to.is_empty() || fields.call_id.is_empty() {
         return Err(WebhookError::BadRequest("To and CallSid are required"));
     }
-    let number = find_number(&state, Provider::Telnyx, &fields.to).await?;
-    verify_telnyx(&state, &number, &body, &headers).await?;
+    let (number, connection) = find_number(&state, Provider::Telnyx, &fields.to).await?;
+    let account = fields.account_id.as_deref();
+    verify_telnyx(&state, &number, &connection, account, &body, &headers).await?;
     record_status(&state, Provider::Telnyx, &number, &fields).await
 }

@@ -6,6 +6,7 @@ use telephony_registry::{
     Admission, AgentTarget, CallAdmission, CallUpdate, Direction, NewAgent, WebhookMode,
 };
 
+use crate::harness::{Env, PUBLIC_BASE};
 use crate::{db_test, done, import, twilio_org};
 
 db_test!(a_retried_webhook_gets_the_first_answer, |env| {
@@ -114,7 +115,7 @@ db_test!(
             1
         );
         env.registry
-            .end_active_call(Provider::Twilio, "CA1")
+            .end_active_call_in_org(&org, Provider::Twilio, "CA1")
             .await
             .expect("end");
         assert_eq!(
@@ -203,3 +204,243 @@ db_test!(
         }
     }
 );
+
+/// An organization with an agent limited to one call and an imported number.
+async fn one_call_agent(
+    registry: &telephony_registry::Registry,
+    name: &str,
+) -> (String, String, String) {
+    let (org, conn) = twilio_org(registry, name).await;
+    let agent = registry
+        .create_agent(
+            &org,
+            NewAgent {
+                name: "bot".into(),
+                target: AgentTarget::MediaStream("wss://agents.example/s".into()),
+                fallback_number: None,
+                max_concurrent_calls: Some(1),
+            },
+        )
+        .await
+        .expect("agent");
+    let number = done(
+        registry
+            .import_number(
+                &org,
+                import(&conn, "+14155550101", WebhookMode::OutboundOnly),
+            )
+            .await
+            .expect("import"),
+    );
+    (org, agent.id, number.id)
+}
+
+fn admission(org: &str, agent: &str, number: &str, id: &str) -> CallAdmission {
+    CallAdmission {
+        provider: Provider::Twilio,
+        carrier_call_id: id.to_owned(),
+        org_id: org.to_owned(),
+        number_id: number.to_owned(),
+        agent_id: Some(agent.to_owned()),
+        limit: Some(1),
+    }
+}
+
+async fn h2_stale_calls_stop_counting(kind: crate::harness::DbKind) {
+    let mut config = telephony_registry::RegistryConfig::new(PUBLIC_BASE);
+    config.max_call_age = std::time::Duration::from_secs(1);
+    let Some(env) = Env::start_with(kind, config).await else {
+        return;
+    };
+    let (org, agent, number) = one_call_agent(&env.registry, "Acme").await;
+    assert_eq!(
+        env.registry
+            .admit_call(&admission(&org, &agent, &number, "CA1"))
+            .await
+            .expect("admit"),
+        Admission::Admitted
+    );
+    assert_eq!(
+        env.registry
+            .admit_call(&admission(&org, &agent, &number, "CA2"))
+            .await
+            .expect("at the limit"),
+        Admission::AtCapacity
+    );
+    // CA1's end is never reported: once older than the maximum call age it stops counting.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert_eq!(
+        env.registry
+            .active_calls_for_agent(&agent)
+            .await
+            .expect("count"),
+        0
+    );
+    assert_eq!(
+        env.registry
+            .admit_call(&admission(&org, &agent, &number, "CA3"))
+            .await
+            .expect("a slot again"),
+        Admission::Admitted
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    // The recovery pass deletes the stale rows (CA1 and now CA3).
+    env.registry
+        .recover_pending_operations()
+        .await
+        .expect("recover");
+    assert_eq!(env.registry.sweep_stale_calls().await.expect("sweep"), 0);
+    assert_eq!(
+        env.registry
+            .admit_call(&admission(&org, &agent, &number, "CA1"))
+            .await
+            .expect("the swept call id is new again"),
+        Admission::Admitted
+    );
+    env.finish().await;
+}
+
+mod h2_admission_slots_are_freed_without_a_status_callback {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        super::h2_stale_calls_stop_counting(crate::harness::DbKind::Sqlite).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        super::h2_stale_calls_stop_counting(crate::harness::DbKind::Postgres).await;
+    }
+}
+
+db_test!(h2_the_default_maximum_call_age_is_four_hours, |env| {
+    assert_eq!(
+        env.registry.config().max_call_age,
+        std::time::Duration::from_secs(4 * 3600)
+    );
+    let (org, agent, number) = one_call_agent(&env.registry, "Acme").await;
+    env.registry
+        .admit_call(&admission(&org, &agent, &number, "CA1"))
+        .await
+        .expect("admit");
+    assert_eq!(env.registry.sweep_stale_calls().await.expect("sweep"), 0);
+    assert_eq!(
+        env.registry
+            .active_calls_for_agent(&agent)
+            .await
+            .expect("count"),
+        1
+    );
+});
+
+db_test!(
+    m3_another_orgs_status_callback_cannot_overwrite_a_call_record,
+    |env| {
+        let (acme, _, _) = one_call_agent(&env.registry, "Acme").await;
+        let other = env
+            .registry
+            .create_organization("Other")
+            .await
+            .expect("org");
+        let update = |org: &str, status: &str| CallUpdate {
+            org_id: org.to_owned(),
+            provider: Provider::Twilio,
+            carrier_call_id: "CA0000000000000000000000000000cc02".into(),
+            number: "+14155550101".into(),
+            direction: Direction::Inbound,
+            status: status.into(),
+            duration_secs: None,
+            ended_at: None,
+        };
+        env.registry
+            .record_call(update(&acme, "in-progress"))
+            .await
+            .expect("record");
+        let error = env
+            .registry
+            .record_call(update(&other.id, "completed"))
+            .await
+            .unwrap_err();
+        assert_eq!(error.code(), "not_found");
+        let calls = env.registry.list_calls(&acme, 10).await.expect("calls");
+        assert_eq!(calls.len(), 1);
+        assert_eq!(calls[0].status, "in-progress");
+        assert!(
+            env.registry
+                .list_calls(&other.id, 10)
+                .await
+                .expect("calls")
+                .is_empty()
+        );
+    }
+);
+
+db_test!(m3_ending_an_active_call_needs_its_org, |env| {
+    let (acme, agent, number) = one_call_agent(&env.registry, "Acme").await;
+    let other = env
+        .registry
+        .create_organization("Other")
+        .await
+        .expect("org");
+    env.registry
+        .admit_call(&admission(&acme, &agent, &number, "CA1"))
+        .await
+        .expect("admit");
+    env.registry
+        .end_active_call_in_org(&other.id, Provider::Twilio, "CA1")
+        .await
+        .expect("harmless");
+    assert_eq!(
+        env.registry
+            .active_calls_for_agent(&agent)
+            .await
+            .expect("count"),
+        1
+    );
+    env.registry
+        .end_active_call_in_org(&acme, Provider::Twilio, "CA1")
+        .await
+        .expect("end");
+    assert_eq!(
+        env.registry
+            .active_calls_for_agent(&agent)
+            .await
+            .expect("count"),
+        0
+    );
+});
+
+db_test!(l3_a_late_ringing_never_replaces_a_final_status, |env| {
+    let (org, _, _) = one_call_agent(&env.registry, "Acme").await;
+    let update = |status: &str, duration| CallUpdate {
+        org_id: org.clone(),
+        provider: Provider::Twilio,
+        carrier_call_id: "CA0000000000000000000000000000cc03".into(),
+        number: "+14155550101".into(),
+        direction: Direction::Inbound,
+        status: status.into(),
+        duration_secs: duration,
+        ended_at: None,
+    };
+    for (status, duration) in [("ringing", None), ("completed", Some(42))] {
+        env.registry
+            .record_call(update(status, duration))
+            .await
+            .expect("record");
+    }
+    for late in ["ringing", "in-progress"] {
+        let record = env
+            .registry
+            .record_call(update(late, None))
+            .await
+            .expect("late");
+        assert_eq!(record.status, "completed");
+        assert_eq!(record.duration_secs, Some(42));
+    }
+    // A final status may still follow another one (the carrier's last word wins).
+    let record = env
+        .registry
+        .record_call(update("failed", None))
+        .await
+        .expect("final");
+    assert_eq!(record.status, "failed");
+});

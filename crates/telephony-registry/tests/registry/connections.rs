@@ -524,3 +524,177 @@ db_test!(
         }
     }
 );
+
+fn telnyx_credentials(api_key: &str) -> NewCredentials {
+    NewCredentials::Telnyx {
+        api_key: SecretString::new(api_key),
+        public_key: "bmV3LXB1YmxpYy1rZXk=".to_owned(),
+        account_sid: None,
+    }
+}
+
+db_test!(
+    m4_a_telnyx_rotation_refuses_a_key_of_another_account,
+    |env| {
+        let org = env.registry.create_organization("Acme").await.expect("org");
+        let conn = env
+            .registry
+            .connect_carrier(&org.id, telnyx_connection())
+            .await
+            .expect("connect");
+        // Without numbers there is nothing a foreign key could take over: accepted.
+        env.registry
+            .rotate_credentials(&org.id, &conn.id, telnyx_credentials(TELNYX_KEY_2))
+            .await
+            .expect("no numbers yet");
+        env.registry
+            .rotate_credentials(&org.id, &conn.id, telnyx_credentials(TELNYX_KEY))
+            .await
+            .expect("back to the account's key");
+        env.registry
+            .import_number(
+                &org.id,
+                import(&conn, "+13125550100", WebhookMode::OutboundOnly),
+            )
+            .await
+            .expect("import");
+        let error = env
+            .registry
+            .rotate_credentials(&org.id, &conn.id, telnyx_credentials(TELNYX_KEY_2))
+            .await
+            .unwrap_err();
+        assert_eq!(error.code(), "provider_verification_failed");
+        // The stored key is unchanged: the number is still reachable with it.
+        let diagnostics = env.registry.list_numbers(&org.id).await.expect("list");
+        assert_eq!(diagnostics.len(), 1);
+        env.registry
+            .list_account_numbers(&org.id, &conn.id, false)
+            .await
+            .expect("the old key still works");
+        let audit = env.registry.audit_log(&org.id, 20).await.expect("audit");
+        assert!(audit.iter().any(|e| e.action == "fetch_number"
+            && e.outcome == "error: not_found"
+            && !e.changed_account));
+        // The account's own key is accepted.
+        env.registry
+            .rotate_credentials(&org.id, &conn.id, telnyx_credentials(TELNYX_KEY))
+            .await
+            .expect("same account");
+    }
+);
+
+db_test!(l5_a_telnyx_rotation_keeps_no_old_api_key, |env| {
+    let org = env.registry.create_organization("Acme").await.expect("org");
+    let conn = env
+        .registry
+        .connect_carrier(&org.id, telnyx_connection())
+        .await
+        .expect("connect");
+    env.registry
+        .rotate_credentials(&org.id, &conn.id, telnyx_credentials(TELNYX_KEY))
+        .await
+        .expect("rotate");
+    let stored = stored_secrets(&env).await;
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].previous_auth_secret, None);
+    // The previous public key, the only thing Telnyx webhooks verify with, is kept.
+    match env
+        .registry
+        .webhook_secrets(&conn.id)
+        .await
+        .expect("secrets")
+    {
+        WebhookSecrets::Telnyx { current, previous } => {
+            assert_eq!(current.as_deref(), Some("bmV3LXB1YmxpYy1rZXk="));
+            assert_eq!(previous.as_deref(), Some("cHVibGljLWtleQ=="));
+        }
+        WebhookSecrets::Twilio { .. } => panic!("twilio secrets for a telnyx connection"),
+    }
+});
+
+async fn l5_expired_previous_secrets_are_cleared(kind: DbKind) {
+    let mut config = RegistryConfig::new(PUBLIC_BASE);
+    config.rotation_grace = Duration::ZERO;
+    let Some(env) = Env::start_with(kind, config).await else {
+        return;
+    };
+    let (org, conn) = twilio_org(&env.registry, "Acme").await;
+    env.registry
+        .rotate_credentials(
+            &org,
+            &conn.id,
+            NewCredentials::Twilio {
+                account_sid: TWILIO_SID.into(),
+                auth_token: SecretString::new(TWILIO_TOKEN),
+                api_key: None,
+            },
+        )
+        .await
+        .expect("rotate");
+    assert!(stored_secrets(&env).await[0].previous_auth_secret.is_some());
+    env.registry
+        .recover_pending_operations()
+        .await
+        .expect("recovery pass");
+    assert_eq!(stored_secrets(&env).await[0].previous_auth_secret, None);
+    let after = env.registry.connection(&org, &conn.id).await.expect("conn");
+    assert_eq!(after.previous_secret_expires_at, None);
+    env.finish().await;
+}
+
+mod l5_expired_previous_secrets_are_cleared_by_the_recovery_pass {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        super::l5_expired_previous_secrets_are_cleared(crate::harness::DbKind::Sqlite).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        super::l5_expired_previous_secrets_are_cleared(crate::harness::DbKind::Postgres).await;
+    }
+}
+
+db_test!(
+    l6_a_number_imported_during_a_disconnection_is_a_conflict,
+    |env| {
+        let (org, conn) = twilio_org(&env.registry, "Acme").await;
+        // An import that lands between the removal of the numbers and the deletion of the
+        // connection, made deterministic with a trigger on the delete.
+        let sql = match env.db.get_database_backend() {
+            sea_orm::DatabaseBackend::Sqlite => {
+                "CREATE TRIGGER import_during_disconnect BEFORE DELETE ON connections \
+                 BEGIN \
+                 INSERT INTO numbers (id, org_id, connection_id, e164, carrier_id, \
+                 webhook_mode, status, created_at, updated_at) VALUES ('racing', OLD.org_id, \
+                 OLD.id, '+14155550101', 'PNracing', 'outbound_only', 'importing', \
+                 '2026-01-01 00:00:00+00:00', '2026-01-01 00:00:00+00:00'); \
+                 END;"
+            }
+            _ => {
+                "CREATE FUNCTION import_during_disconnect() RETURNS trigger AS $$ \
+                 BEGIN \
+                 INSERT INTO numbers (id, org_id, connection_id, e164, carrier_id, \
+                 webhook_mode, status, created_at, updated_at) VALUES ('racing', OLD.org_id, \
+                 OLD.id, '+14155550101', 'PNracing', 'outbound_only', 'importing', now(), \
+                 now()); \
+                 RETURN OLD; \
+                 END $$ LANGUAGE plpgsql; \
+                 CREATE TRIGGER import_during_disconnect BEFORE DELETE ON connections \
+                 FOR EACH ROW EXECUTE FUNCTION import_during_disconnect();"
+            }
+        };
+        sea_orm::ConnectionTrait::execute_unprepared(&env.db, sql)
+            .await
+            .expect("trigger");
+        let error = env
+            .registry
+            .disconnect_carrier(&org, &conn.id, true)
+            .await
+            .unwrap_err();
+        assert_eq!(error.code(), "conflict", "{error}");
+        env.registry
+            .connection(&org, &conn.id)
+            .await
+            .expect("the connection stays");
+    }
+);

@@ -635,3 +635,253 @@ db_test!(
         assert_agree(&env, &env.registry, &org).await;
     }
 );
+
+db_test!(
+    h1_double_click_managed_never_saves_the_gateway_as_the_customer_config,
+    |env| {
+        let (org, conn) = twilio_org(&env.registry, "Acme").await;
+        let number = done(
+            env.registry
+                .import_number(&org, import(&conn, NUMBER, WebhookMode::OutboundOnly))
+                .await
+                .expect("import"),
+        );
+        // Two independent pools, as two instances behind a load balancer would have.
+        let first = env.reopen().await;
+        let second = env.reopen().await;
+        for round in 0..4 {
+            let (a, b) = tokio::join!(
+                first.set_webhook_mode(&org, &number.id, WebhookMode::Managed, false),
+                second.set_webhook_mode(&org, &number.id, WebhookMode::Managed, false),
+            );
+            for result in [&a, &b] {
+                if let Err(error) = result {
+                    assert_eq!(error.code(), "conflict", "round {round}: {error}");
+                }
+            }
+            assert!(a.is_ok() || b.is_ok(), "round {round}: {a:?} / {b:?}");
+            let managed = env.registry.number(&org, &number.id).await.expect("n");
+            assert_eq!(managed.status, NumberStatus::Active);
+            assert_eq!(managed.webhook_mode, WebhookMode::Managed);
+            match managed.saved_inbound {
+                Some(telephony_carrier::InboundConfig::Twilio(saved)) => {
+                    assert_eq!(saved.voice_url, customer_voice_url(), "round {round}");
+                }
+                other => panic!("round {round}: saved {other:?}"),
+            }
+            assert_agree(&env, &env.registry, &org).await;
+            env.registry
+                .set_webhook_mode(&org, &number.id, WebhookMode::OutboundOnly, false)
+                .await
+                .expect("back");
+            assert_eq!(env.twilio_number(NUMBER).voice_url, customer_voice_url());
+        }
+    }
+);
+
+db_test!(
+    h1_a_removal_racing_a_switch_never_strands_the_number,
+    |env| {
+        let (org, conn) = twilio_org(&env.registry, "Acme").await;
+        let first = env.reopen().await;
+        let second = env.reopen().await;
+        for round in 0..4 {
+            let number = done(
+                env.registry
+                    .import_number(&org, import(&conn, NUMBER, WebhookMode::OutboundOnly))
+                    .await
+                    .expect("import"),
+            );
+            let (switched, removed) = tokio::join!(
+                first.set_webhook_mode(&org, &number.id, WebhookMode::Managed, false),
+                second.remove_number(&org, &number.id),
+            );
+            for error in [switched.as_ref().err(), removed.as_ref().err()]
+                .into_iter()
+                .flatten()
+            {
+                // The loser either met the claim (conflict) or read after the removal.
+                assert!(
+                    matches!(error.code(), "conflict" | "not_found"),
+                    "round {round}: {error}"
+                );
+            }
+            // Whatever won, the carrier and the database agree.
+            assert_agree(&env, &env.registry, &org).await;
+            for left in env.registry.list_numbers(&org).await.expect("list") {
+                env.registry
+                    .remove_number(&org, &left.id)
+                    .await
+                    .expect("clean up");
+            }
+            assert_eq!(env.twilio_number(NUMBER).voice_url, customer_voice_url());
+        }
+    }
+);
+
+db_test!(
+    h1_a_number_already_pointing_at_the_gateway_keeps_its_saved_config,
+    |env| {
+        let (org, conn) = twilio_org(&env.registry, "Acme").await;
+        let number = done(
+            env.registry
+                .import_number(&org, import(&conn, NUMBER, WebhookMode::OutboundOnly))
+                .await
+                .expect("import"),
+        );
+        // The admin pointed the number at the gateway by hand, as outbound_only allows.
+        let carrier = env
+            .registry
+            .carrier_for(&org, &conn.id)
+            .await
+            .expect("carrier");
+        carrier
+            .replace_inbound_config(
+                &number.carrier_id,
+                &telephony_carrier::InboundConfig::Twilio(telephony_carrier::TwilioVoiceConfig {
+                    voice_url: gateway_voice_url(),
+                    voice_method: Some("POST".to_owned()),
+                    ..Default::default()
+                }),
+            )
+            .await
+            .expect("by hand");
+        let managed = done(
+            env.registry
+                .set_webhook_mode(&org, &number.id, WebhookMode::Managed, false)
+                .await
+                .expect("managed"),
+        );
+        // The gateway's own configuration is never saved as the customer's.
+        assert_eq!(managed.saved_inbound, None);
+        assert_eq!(managed.status, NumberStatus::Active);
+    }
+);
+
+db_test!(
+    h1_an_interrupted_switch_holds_the_number_until_recovery,
+    |env| {
+        let (org, conn) = twilio_org(&env.registry, "Acme").await;
+        let number = done(
+            env.registry
+                .import_number(&org, import(&conn, NUMBER, WebhookMode::OutboundOnly))
+                .await
+                .expect("import"),
+        );
+        env.interrupt_after_change(Box::pin(env.registry.set_webhook_mode(
+            &org,
+            &number.id,
+            WebhookMode::Managed,
+            false,
+        )))
+        .await;
+        // Still active and routable while it is being switched...
+        let claimed = env.registry.number(&org, &number.id).await.expect("n");
+        assert_eq!(claimed.status, NumberStatus::Active);
+        assert!(
+            env.registry
+                .number_by_e164(NUMBER)
+                .await
+                .expect("lookup")
+                .is_some()
+        );
+        // ...but claimed: a workflow that read the row before cannot act on it.
+        for error in [
+            env.registry
+                .set_webhook_mode(&org, &number.id, WebhookMode::Managed, false)
+                .await
+                .unwrap_err(),
+            env.registry
+                .remove_number(&org, &number.id)
+                .await
+                .unwrap_err(),
+        ] {
+            assert_eq!(error.code(), "conflict");
+        }
+        let report = env
+            .registry
+            .recover_pending_operations()
+            .await
+            .expect("recover");
+        assert_eq!(report.rolled_back, 1);
+        assert_agree(&env, &env.registry, &org).await;
+        let after = env.registry.number(&org, &number.id).await.expect("n");
+        assert_eq!(after.webhook_mode, WebhookMode::OutboundOnly);
+    }
+);
+
+db_test!(
+    m1_an_undo_the_carrier_refuses_for_good_rolls_forward,
+    |env| {
+        let (org, conn) = twilio_org(&env.registry, "Acme").await;
+        env.interrupt_after_change(Box::pin(
+            env.registry
+                .import_number(&org, import(&conn, NUMBER, WebhookMode::Managed)),
+        ))
+        .await;
+        assert_eq!(env.twilio_number(NUMBER).voice_url, gateway_voice_url());
+        // The carrier refuses the undo for good (a 4xx): retrying cannot help.
+        env.fault("POST", UPDATE, 400, 1);
+        let report = env
+            .registry
+            .recover_pending_operations()
+            .await
+            .expect("recover");
+        assert_eq!(report.completed, 1);
+        assert_eq!(report.still_pending, 0);
+        // The number is imported as the carrier has it: managed, the customer's config saved.
+        let numbers = env.registry.list_numbers(&org).await.expect("list");
+        assert_eq!(numbers.len(), 1);
+        match &numbers[0].saved_inbound {
+            Some(telephony_carrier::InboundConfig::Twilio(saved)) => {
+                assert_eq!(saved.voice_url, customer_voice_url());
+            }
+            other => panic!("saved {other:?}"),
+        }
+        assert!(
+            env.registry
+                .number_by_e164(NUMBER)
+                .await
+                .expect("lookup")
+                .is_some()
+        );
+        assert_agree(&env, &env.registry, &org).await;
+        // And removing it restores the customer's configuration.
+        env.registry
+            .remove_number(&org, &numbers[0].id)
+            .await
+            .expect("remove");
+        assert_eq!(env.twilio_number(NUMBER).voice_url, customer_voice_url());
+    }
+);
+
+db_test!(m1_an_undo_the_carrier_cannot_do_yet_is_retried, |env| {
+    let (org, conn) = twilio_org(&env.registry, "Acme").await;
+    let number = done(
+        env.registry
+            .import_number(&org, import(&conn, NUMBER, WebhookMode::OutboundOnly))
+            .await
+            .expect("import"),
+    );
+    env.interrupt_after_change(Box::pin(env.registry.set_webhook_mode(
+        &org,
+        &number.id,
+        WebhookMode::Managed,
+        false,
+    )))
+    .await;
+    env.fault("POST", UPDATE, 503, 1);
+    let report = env
+        .registry
+        .recover_pending_operations()
+        .await
+        .expect("recover");
+    assert_eq!(report.still_pending, 1);
+    let report = env
+        .registry
+        .recover_pending_operations()
+        .await
+        .expect("recover");
+    assert_eq!(report.rolled_back, 1);
+    assert_agree(&env, &env.registry, &org).await;
+});

@@ -586,3 +586,51 @@ db_test!(managed_mode_on_telnyx_needs_a_texml_app, |env| {
         .unwrap_err();
     assert_eq!(error.code(), "invalid_request");
 });
+
+db_test!(
+    l1_an_unowned_number_does_not_reveal_that_it_is_imported,
+    |env| {
+        let (acme, acme_conn) = twilio_org(&env.registry, "Acme").await;
+        env.registry
+            .import_number(
+                &acme,
+                import(&acme_conn, "+14155550100", WebhookMode::OutboundOnly),
+            )
+            .await
+            .expect("import");
+        let other = env
+            .registry
+            .create_organization("Other")
+            .await
+            .expect("org");
+        let other_conn = env
+            .registry
+            .connect_carrier(
+                &other.id,
+                crate::twilio_connection("second account", TWILIO_SID_2, TWILIO_TOKEN_2),
+            )
+            .await
+            .expect("connect");
+        // The second account does not own the number: that is all it learns.
+        let error = env
+            .registry
+            .import_number(
+                &other.id,
+                import(&other_conn, "+14155550100", WebhookMode::OutboundOnly),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(error.code(), "number_not_in_account");
+        // An owner still hears that the number is taken.
+        let (third, third_conn) = twilio_org(&env.registry, "Third").await;
+        let error = env
+            .registry
+            .import_number(
+                &third,
+                import(&third_conn, "+14155550100", WebhookMode::OutboundOnly),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(error.code(), "number_already_imported");
+    }
+);

@@ -169,3 +169,151 @@ async fn signatures_are_checked_against_the_public_url_not_the_host_header() {
         .expect("request");
     assert_eq!(gw.raw(request).await.0, StatusCode::FORBIDDEN);
 }
+
+#[tokio::test]
+async fn a_to_that_is_not_a_phone_number_answers_404_not_a_server_error() {
+    let gw = Gateway::start().await;
+    imported(&gw).await;
+    for to in ["sip:alice@example.com", "", "anonymous", "+1"] {
+        let call = [
+            ("To", to),
+            ("From", "+15005550006"),
+            ("CallSid", "CAsip"),
+            ("AccountSid", TWILIO_SID),
+        ];
+        for path in [
+            "/webhooks/twilio/voice",
+            "/webhooks/twilio/status",
+            "/webhooks/twilio/fallback",
+        ] {
+            let (status, _) = gw.raw(signed_twilio(&gw, path, &call, TWILIO_TOKEN)).await;
+            assert!(
+                status == StatusCode::NOT_FOUND || status == StatusCode::BAD_REQUEST,
+                "{path} To={to:?}: {status}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn one_organizations_call_ids_cannot_read_or_plant_anothers_answer() {
+    let gw = Gateway::start().await;
+    // Two organizations on one carrier account, each with its own number and agent.
+    let (_, alice) = gw.org("alice").await;
+    let (_, mallory) = gw.org("mallory").await;
+    let mut numbers = Vec::new();
+    for (key, e164, target) in [
+        (&alice, "+14155550100", "wss://alice.example.com/media"),
+        (&mallory, "+14155550101", "wss://mallory.example.com/media"),
+    ] {
+        let connection = gw.connect_twilio(key).await;
+        let agent = gw.agent(key, target).await;
+        let (status, body) = gw
+            .call(
+                "POST",
+                "/v1/numbers/import",
+                Some(key),
+                Some(json!({"connection_id": connection, "e164": e164, "agent_id": agent})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        numbers.push(body["number"]["id"].as_str().expect("id").to_owned());
+    }
+    // Mallory signs a webhook for her own number with the CallSid Alice's next call will have.
+    let planted = [
+        ("To", "+14155550101"),
+        ("From", "+15005550006"),
+        ("CallSid", "CAshared"),
+        ("AccountSid", TWILIO_SID),
+    ];
+    let (status, _) = gw
+        .raw(signed_twilio(
+            &gw,
+            "/webhooks/twilio/voice",
+            &planted,
+            TWILIO_TOKEN,
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    // Alice's call with that CallSid is routed to Alice's agent, not answered with Mallory's document.
+    let real = [
+        ("To", "+14155550100"),
+        ("From", "+15005550007"),
+        ("CallSid", "CAshared"),
+        ("AccountSid", TWILIO_SID),
+    ];
+    let (status, body) = gw
+        .raw(signed_twilio(
+            &gw,
+            "/webhooks/twilio/voice",
+            &real,
+            TWILIO_TOKEN,
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let body = body.as_str().unwrap_or_default().to_owned();
+    assert!(body.contains("wss://alice.example.com/media"), "{body}");
+    assert!(
+        body.contains(&numbers[0]) && !body.contains(&numbers[1]),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn a_telnyx_webhook_from_another_account_is_refused() {
+    let gw = Gateway::start().await;
+    let (_, key) = gw.org("acme").await;
+    let public_key = gw.emulator.state().telnyx_accounts[0].public_key.clone();
+    let account = gw.emulator.state().telnyx_accounts[0].account_sid.clone();
+    let (status, connection) = gw
+        .call("POST", "/v1/carriers", Some(&key), Some(json!({
+            "name": "telnyx", "provider": "telnyx", "api_key": super::support::TELNYX_KEY,
+            "public_key": public_key, "texml_app_id": super::support::TELNYX_APP, "account_sid": account,
+        })))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{connection}");
+    let connection = connection["id"].as_str().expect("id").to_owned();
+    let (status, body) = gw
+        .call(
+            "POST",
+            "/v1/numbers/import",
+            Some(&key),
+            Some(json!({"connection_id": connection, "e164": "+13125550100"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+
+    let signer = telephony_webhook::telnyx::Signer::from_seed_base64(super::support::TELNYX_SEED)
+        .expect("seed");
+    let send = |account: &str| {
+        let body = serde_urlencoded::to_string([
+            ("To", "+13125550100"),
+            ("From", "+15005550006"),
+            ("CallSid", "v3:abc"),
+            ("AccountSid", account),
+        ])
+        .expect("form");
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_secs();
+        let signed = signer.sign(now, body.as_bytes());
+        Request::post("/webhooks/telnyx/texml")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header(
+                telephony_webhook::telnyx::SIGNATURE_HEADER,
+                signed.signature,
+            )
+            .header(
+                telephony_webhook::telnyx::TIMESTAMP_HEADER,
+                signed.timestamp,
+            )
+            .body(Body::from(body))
+            .expect("request")
+    };
+    assert_eq!(
+        gw.raw(send("00000000-0000-4000-8000-000000000000")).await.0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(gw.raw(send(&account)).await.0, StatusCode::OK);
+}
