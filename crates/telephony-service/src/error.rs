@@ -90,7 +90,7 @@ impl From<telephony_registry::RegistryError> for ApiError {
             | E::NumberNotInAccount
             | E::NumberNotVoiceCapable
             | E::CarrierRejected(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            E::NumberAlreadyImported | E::Conflict(_) => StatusCode::CONFLICT,
+            E::NumberAlreadyImported | E::Conflict(_) | E::CallNotActive => StatusCode::CONFLICT,
             E::NotFound(_) => StatusCode::NOT_FOUND,
             E::Unauthorized => StatusCode::UNAUTHORIZED,
             E::CarrierCredentialsInvalid | E::CarrierUnavailable(_) => StatusCode::BAD_GATEWAY,
