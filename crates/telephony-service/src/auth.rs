@@ -28,8 +28,9 @@ impl FromRequestParts<AppState> for Org {
             .map(str::trim)
             .filter(|key| !key.is_empty())
             .ok_or_else(ApiError::unauthorized)?;
-        // The registry hashes the key and compares hashes in constant time; the key itself is
-        // held only as a SecretString so no log or error can print it.
+        // The registry looks the key up by its SHA-256: timing depends on the hash, which a
+        // caller cannot steer byte by byte, never on how much of a key is right (see
+        // docs/SECURITY.md). The key is held only as a SecretString so no log can print it.
         let key = SecretString::new(key);
         let id = state
             .registry()

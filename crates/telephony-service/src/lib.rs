@@ -25,6 +25,8 @@ pub mod extract;
 pub mod metrics;
 pub mod openapi;
 pub mod ops;
+pub mod outbound;
+pub mod server;
 pub mod state;
 pub mod telemetry;
 pub mod webhooks;

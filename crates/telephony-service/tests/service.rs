@@ -3,7 +3,12 @@
 
 mod service {
     pub mod api;
+    pub mod calls;
+    pub mod forwarding;
+    pub mod hostile;
+    pub mod managed;
     pub mod story;
     pub mod support;
+    pub mod tenants;
     pub mod webhooks;
 }
