@@ -43,8 +43,10 @@
 //!
 //! Undoing a change to the customer's account and finishing a restoration of it are the two
 //! directions that never leave a number pointing somewhere its owner did not choose. A carrier
-//! that cannot be reached leaves the operation for the next attempt; one that refuses for good
-//! (a 4xx) ends it with the number as it was. Recovery skips operations younger than
+//! that cannot be reached leaves the operation for the next attempt. One that refuses for good
+//! (a 4xx) ends it: a refused restoration leaves the number as it was, and a refused undo rolls
+//! forward (the number stays `managed`, the customer's configuration saved, so removing it later
+//! restores it). Recovery skips operations younger than
 //! [`RegistryConfig::stale_operation_after`] (another instance may be running them) and claims
 //! each one with a compare-and-set, so two instances never resolve the same operation.
 //!
