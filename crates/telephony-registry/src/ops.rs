@@ -15,6 +15,17 @@
 //! | --- | --- | --- |
 //! | `import`, `set_managed` | undo | if the carrier holds the gateway's configuration, put the saved one back; drop the importing row |
 //! | `set_outbound_only`, `remove` | finish | if the carrier still holds the gateway's configuration, restore the saved one; update or delete the row |
+//! | `repoint` | follow the carrier | if the carrier holds the new gateway configuration, record it as applied; otherwise drop the operation, the old applied one stays |
+//!
+//! A repoint (after the gateway's public URL changed) moves a number from one gateway
+//! configuration to another, never to or from the customer's, so its direction is neither undo
+//! nor finish: the database is made to say what the carrier holds, because `applied` is what a
+//! later removal compares the carrier with before restoring the saved configuration. An
+//! `applied` that disagreed with the carrier would make that removal leave the number pointing
+//! at the gateway. Dropping an operation whose change did not happen is safe: the next
+//! [`Registry::repoint_managed_numbers`] does it again. A carrier that will not show the number
+//! (unreachable, or refusing) leaves a repoint pending, whatever the status code: guessing
+//! either way could leave `applied` wrong.
 //!
 //! Undoing a change to the customer's account, or finishing a restoration of it, are the two
 //! directions that never leave the customer's number pointing somewhere they did not choose.
@@ -49,6 +60,7 @@ pub(crate) enum OpKind {
     SetManaged,
     SetOutboundOnly,
     Remove,
+    Repoint,
 }
 
 impl OpKind {
@@ -58,6 +70,7 @@ impl OpKind {
             Self::SetManaged => "set_managed",
             Self::SetOutboundOnly => "set_outbound_only",
             Self::Remove => "remove",
+            Self::Repoint => "repoint",
         }
     }
 
@@ -67,6 +80,7 @@ impl OpKind {
             "set_managed" => Ok(Self::SetManaged),
             "set_outbound_only" => Ok(Self::SetOutboundOnly),
             "remove" => Ok(Self::Remove),
+            "repoint" => Ok(Self::Repoint),
             other => Err(RegistryError::Corrupt(format!(
                 "unknown operation kind {other:?}"
             ))),
@@ -81,9 +95,11 @@ pub(crate) struct OpPayload {
     pub e164: String,
     pub carrier_id: String,
     /// The customer's configuration: what was there before (import, set_managed) or the saved
-    /// snapshot to put back (set_outbound_only, remove).
+    /// snapshot to put back (set_outbound_only, remove). For a repoint, the gateway's old
+    /// applied configuration.
     pub previous: Option<InboundConfig>,
-    /// The gateway's configuration: what it sets (import, set_managed) or what it had set.
+    /// The gateway's configuration: what it sets (import, set_managed, repoint) or what it had
+    /// set.
     pub target: Option<InboundConfig>,
 }
 
@@ -281,6 +297,10 @@ impl Registry {
         let e164 = E164::parse(&payload.e164).map_err(|_| RegistryError::InvalidPhoneNumber)?;
 
         match kind {
+            OpKind::Repoint => {
+                self.resolve_repoint(op, &payload, &scope, &e164, &*carrier)
+                    .await
+            }
             OpKind::Import | OpKind::SetManaged => {
                 if let (Some(previous), Some(target)) = (&payload.previous, &payload.target) {
                     match self
@@ -417,6 +437,46 @@ impl Registry {
                 txn.commit().await?;
                 Ok(Resolution::Completed(restore))
             }
+        }
+    }
+
+    /// Resolves a repoint by making `applied` say what the carrier holds: the new configuration
+    /// when the carrier has it, the old one otherwise (the operation is dropped).
+    async fn resolve_repoint(
+        &self,
+        op: &operation::Model,
+        payload: &OpPayload,
+        scope: &Scope<'_>,
+        e164: &E164,
+        carrier: &dyn telephony_carrier::Carrier,
+    ) -> Result<Resolution> {
+        let Some(new) = &payload.target else {
+            delete_op(&self.db, &op.id).await?;
+            return Ok(Resolution::RolledBack(RegistryError::Corrupt(
+                "a repoint without its target".into(),
+            )));
+        };
+        match self
+            .audited(scope, "fetch_number", false, carrier.fetch_number(e164))
+            .await
+        {
+            Ok(owned) if same_routing(&owned.inbound, new) => {
+                self.finish_repoint(&op.id, &payload.number_id, new).await?;
+                Ok(Resolution::Completed(Restore::NothingToRestore))
+            }
+            // The change did not happen (the carrier holds the old applied configuration), or
+            // someone changed the number in the console since (drift, as before the repoint),
+            // or the number left the account: `applied` stays the old one.
+            Ok(_) | Err(CarrierError::NotFound { .. }) => {
+                delete_op(&self.db, &op.id).await?;
+                Ok(Resolution::RolledBack(RegistryError::CarrierUnavailable(
+                    "the number was not repointed".into(),
+                )))
+            }
+            // Unreachable, or refusing to show the number (credentials revoked): which
+            // configuration it holds is unknown, so the operation waits for the next attempt
+            // (a rotation of the credentials, or a disconnection, ends it).
+            Err(e) => Err(RegistryError::from_carrier(&e)),
         }
     }
 

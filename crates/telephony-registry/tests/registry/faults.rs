@@ -885,3 +885,130 @@ db_test!(m1_an_undo_the_carrier_cannot_do_yet_is_retried, |env| {
     assert_eq!(report.rolled_back, 1);
     assert_agree(&env, &env.registry, &org).await;
 });
+
+const MOVED_BASE: &str = "https://new-gw.example.com";
+
+fn moved_voice_url() -> Option<String> {
+    Some(format!("{MOVED_BASE}/webhooks/twilio/voice"))
+}
+
+/// The voice URL an applied (or saved) configuration routes to.
+fn voice_url(config: Option<&telephony_carrier::InboundConfig>) -> Option<String> {
+    match config {
+        Some(telephony_carrier::InboundConfig::Twilio(config)) => config.voice_url.clone(),
+        _ => None,
+    }
+}
+
+/// A registry on the same database, on its own pool, after the gateway's public URL moved.
+async fn moved_registry(env: &Env) -> (Registry, sea_orm::DatabaseConnection) {
+    let db = connect(&env.url).await;
+    let mut config = telephony_registry::RegistryConfig::new(MOVED_BASE);
+    config.stale_operation_after = Duration::ZERO;
+    let registry = Registry::new(db.clone(), env.keyring.clone(), env.factory.clone(), config);
+    (registry, db)
+}
+
+db_test!(
+    m6_repoint_whose_database_write_fails_after_the_carrier_change_is_finished_by_recovery,
+    |env| {
+        let (org, conn) = twilio_org(&env.registry, "Acme").await;
+        let number = done(
+            env.registry
+                .import_number(&org, import(&conn, NUMBER, WebhookMode::Managed))
+                .await
+                .expect("import"),
+        );
+        let (moved, moved_db) = moved_registry(&env).await;
+        env.factory.arm(AfterChange::CloseDatabase(moved_db));
+        let error = moved.repoint_managed_numbers().await.unwrap_err();
+        assert_eq!(error.code(), "internal_error");
+        assert_eq!(env.twilio_number(NUMBER).voice_url, moved_voice_url());
+
+        let (restarted, _db) = moved_registry(&env).await;
+        assert_eq!(restarted.pending_operations().await.expect("ops"), 1);
+        let report = restarted
+            .recover_pending_operations()
+            .await
+            .expect("recover");
+        assert_eq!(report.completed, 1);
+        assert_eq!(restarted.pending_operations().await.expect("ops"), 0);
+        let after = restarted.number(&org, &number.id).await.expect("number");
+        assert_eq!(after.status, NumberStatus::Active);
+        assert_eq!(after.webhook_mode, WebhookMode::Managed);
+        // `applied` says what the carrier holds; the customer's saved configuration is kept.
+        assert_eq!(
+            voice_url(after.applied_inbound.as_ref()),
+            env.twilio_number(NUMBER).voice_url
+        );
+        assert_eq!(
+            voice_url(after.saved_inbound.as_ref()),
+            customer_voice_url()
+        );
+        assert_eq!(restarted.repoint_managed_numbers().await.expect("again"), 0);
+        // So a removal restores the customer's configuration instead of leaving the number
+        // pointing at the gateway.
+        let report = restarted
+            .remove_number(&org, &number.id)
+            .await
+            .expect("remove");
+        assert_eq!(report.restore, telephony_registry::Restore::Restored);
+        assert_eq!(env.twilio_number(NUMBER).voice_url, customer_voice_url());
+    }
+);
+
+db_test!(
+    m6_a_repoint_racing_a_removal_never_strands_the_number,
+    |env| {
+        let (org, conn) = twilio_org(&env.registry, "Acme").await;
+        let (moved, _db) = moved_registry(&env).await;
+
+        // A repoint stopped after its carrier change keeps the number from being removed until
+        // recovery has recorded what the carrier holds; the removal then restores it.
+        let number = done(
+            env.registry
+                .import_number(&org, import(&conn, NUMBER, WebhookMode::Managed))
+                .await
+                .expect("import"),
+        );
+        env.interrupt_after_change(Box::pin(moved.repoint_managed_numbers()))
+            .await;
+        assert_eq!(env.twilio_number(NUMBER).voice_url, moved_voice_url());
+        let error = moved.remove_number(&org, &number.id).await.unwrap_err();
+        assert_eq!(error.code(), "conflict");
+        let report = moved.recover_pending_operations().await.expect("recover");
+        assert_eq!(report.completed, 1);
+        let report = moved.remove_number(&org, &number.id).await.expect("remove");
+        assert_eq!(report.restore, telephony_registry::Restore::Restored);
+        assert_eq!(env.twilio_number(NUMBER).voice_url, customer_voice_url());
+
+        // Truly concurrent: whichever wins, once both ended and recovery ran, removing the number
+        // (if it is still there) leaves the customer's configuration at the carrier.
+        for _ in 0..3 {
+            let number = done(
+                env.registry
+                    .import_number(&org, import(&conn, NUMBER, WebhookMode::Managed))
+                    .await
+                    .expect("import"),
+            );
+            let (repointed, removed) = tokio::join!(
+                moved.repoint_managed_numbers(),
+                moved.remove_number(&org, &number.id)
+            );
+            drop((repointed, removed));
+            moved.recover_pending_operations().await.expect("recover");
+            assert_eq!(moved.pending_operations().await.expect("ops"), 0);
+            if let Ok(left) = moved.number(&org, &number.id).await {
+                assert_eq!(
+                    voice_url(left.applied_inbound.as_ref()),
+                    env.twilio_number(NUMBER).voice_url,
+                    "applied disagrees with the carrier"
+                );
+                moved.remove_number(&org, &number.id).await.expect("remove");
+            }
+            assert!(moved.list_numbers(&org).await.expect("list").is_empty());
+            assert_eq!(env.twilio_number(NUMBER).voice_url, customer_voice_url());
+        }
+        assert_agree(&env, &moved, &org).await;
+    }
+);
