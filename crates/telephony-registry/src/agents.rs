@@ -32,7 +32,7 @@ pub(crate) fn agent_from_row(row: agent::Model) -> Result<Agent> {
 }
 
 /// A concurrency limit as stored: at least 1, and small enough for the column.
-fn check_limit(limit: Option<u32>) -> Result<Option<i32>> {
+pub(crate) fn check_limit(limit: Option<u32>) -> Result<Option<i32>> {
     match limit {
         Some(0) => Err(RegistryError::InvalidRequest(
             "a concurrency limit is at least 1".into(),

@@ -11,7 +11,7 @@ use telephony_carrier::Provider;
 
 use crate::entity::{active_call, audit, call_record, idempotency, number};
 use crate::error::{RegistryError, Result};
-use crate::model::{Admission, AuditEntry, CallAdmission, CallRecord, CallUpdate};
+use crate::model::{Admission, AuditEntry, CallAdmission, CallRecord, CallUpdate, Number};
 use crate::registry::{Registry, new_id, now};
 
 pub(crate) fn record_from_row(row: call_record::Model) -> CallRecord {
@@ -223,10 +223,41 @@ impl Registry {
         )
     }
 
-    /// Admission control: counts the call against its agent's concurrency limit, across every
-    /// gateway instance. The call's row is inserted first and the count taken after, so two
-    /// racing calls can both be refused at the limit but never both admitted past it. Calls
-    /// older than [`crate::RegistryConfig::max_call_age`] are not counted (their end was never
+    /// Sets the number's limit of concurrent calls (`None` removes it). Admission control
+    /// counts every active call of the number against it, whatever the call's agent; the
+    /// caller passes it as [`CallAdmission::number_limit`].
+    ///
+    /// # Errors
+    /// [`RegistryError::InvalidRequest`] for a limit of 0 (or one too large to store);
+    /// [`RegistryError::NotFound`] when the organization has no such number;
+    /// [`RegistryError::Database`].
+    pub async fn set_number_call_limit(
+        &self,
+        org_id: &str,
+        number_id: &str,
+        limit: Option<u32>,
+    ) -> Result<Number> {
+        let limit = crate::agents::check_limit(limit)?;
+        // One column, in one statement: a concurrent rename or repoint is not overwritten.
+        let updated = number::Entity::update_many()
+            .col_expr(number::Column::MaxConcurrentCalls, Expr::value(limit))
+            .col_expr(number::Column::UpdatedAt, Expr::value(now()))
+            .filter(number::Column::Id.eq(number_id))
+            .filter(number::Column::OrgId.eq(org_id))
+            .exec(&self.db)
+            .await?;
+        if updated.rows_affected == 0 {
+            return Err(RegistryError::NotFound("number"));
+        }
+        self.number(org_id, number_id).await
+    }
+
+    /// Admission control: counts the call against its number's and its agent's concurrency
+    /// limits, across every gateway instance. The call's row is inserted first and the counts
+    /// taken after, so two racing calls can both be refused at a limit but never both admitted
+    /// past it. The number's limit is checked first ([`Admission::NumberAtCapacity`]), then the
+    /// agent's ([`Admission::AtCapacity`]); a refused call's row is deleted at once. Calls older
+    /// than [`crate::RegistryConfig::max_call_age`] are not counted (their end was never
     /// reported).
     ///
     /// # Errors
@@ -249,6 +280,14 @@ impl Registry {
             sea_orm::TryInsertResult::Conflicted | sea_orm::TryInsertResult::Inserted(0)
         ) {
             return Ok(Admission::AlreadyAdmitted);
+        }
+        if let Some(limit) = call.number_limit {
+            let active = self.active_calls_for_number(&call.number_id).await?;
+            if active > u64::from(limit) {
+                self.end_active_call_in_org(&call.org_id, call.provider, &call.carrier_call_id)
+                    .await?;
+                return Ok(Admission::NumberAtCapacity);
+            }
         }
         let (Some(agent_id), Some(limit)) = (&call.agent_id, call.limit) else {
             return Ok(Admission::Admitted);

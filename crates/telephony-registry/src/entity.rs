@@ -107,6 +107,7 @@ pub(crate) mod number {
         pub saved_inbound: Option<String>,
         pub applied_inbound: Option<String>,
         pub last_call_at: Option<DateTimeUtc>,
+        pub max_concurrent_calls: Option<i32>,
         pub created_at: DateTimeUtc,
         pub updated_at: DateTimeUtc,
     }

@@ -762,6 +762,7 @@ impl Registry {
             saved_inbound: Set(None),
             applied_inbound: Set(Some(to_json(&wanted)?)),
             last_call_at: Set(None),
+            max_concurrent_calls: Set(None),
             created_at: Set(at),
             updated_at: Set(at),
         }

@@ -264,6 +264,9 @@ pub struct Number {
     pub applied_inbound: Option<InboundConfig>,
     /// When the last call on it was seen.
     pub last_call_at: Option<DateTime<Utc>>,
+    /// At most this many simultaneous calls on the number (whatever their agent); `None` is
+    /// no limit.
+    pub max_concurrent_calls: Option<u32>,
     /// When it was imported.
     pub created_at: DateTime<Utc>,
 }
@@ -494,7 +497,8 @@ pub struct CallRecord {
     pub ended_at: Option<DateTime<Utc>>,
 }
 
-/// A call asking to be admitted (counted against the number's agent's concurrency limit).
+/// A call asking to be admitted (counted against the number's and its agent's concurrency
+/// limits).
 #[derive(Debug, Clone)]
 pub struct CallAdmission {
     /// Which carrier.
@@ -509,6 +513,8 @@ pub struct CallAdmission {
     pub agent_id: Option<String>,
     /// The agent's limit; `None` admits without limit.
     pub limit: Option<u32>,
+    /// The number's limit ([`Number::max_concurrent_calls`]); `None` admits without limit.
+    pub number_limit: Option<u32>,
 }
 
 /// The answer to an admission request.
@@ -520,6 +526,8 @@ pub enum Admission {
     AlreadyAdmitted,
     /// The agent is at its limit.
     AtCapacity,
+    /// The number is at its limit.
+    NumberAtCapacity,
 }
 
 /// One check of a number's diagnostics.

@@ -44,6 +44,7 @@ pub(crate) fn number_from_row(row: number::Model) -> Result<Number> {
         carrier_id: row.carrier_id,
         agent_id: row.agent_id,
         last_call_at: row.last_call_at,
+        max_concurrent_calls: row.max_concurrent_calls.and_then(|n| u32::try_from(n).ok()),
         created_at: row.created_at,
     })
 }
@@ -242,6 +243,7 @@ impl Registry {
             saved_inbound: Set(None),
             applied_inbound: Set(None),
             last_call_at: Set(None),
+            max_concurrent_calls: Set(None),
             created_at: Set(at),
             updated_at: Set(at),
         };
@@ -338,6 +340,28 @@ impl Registry {
             .ok_or(RegistryError::NotFound("number"))?;
         txn.commit().await?;
         number_from_row(row)
+    }
+
+    /// Records a repoint done at the carrier: the new applied configuration (the saved one is
+    /// the customer's and stays) and the operation deleted, in one transaction.
+    pub(crate) async fn finish_repoint(
+        &self,
+        op_id: &str,
+        number_id: &str,
+        applied: &InboundConfig,
+    ) -> Result<()> {
+        let applied = to_json(applied)?;
+        // The write comes first in the transaction: see `finish_managed` on SQLite locks.
+        let txn = self.db.begin().await?;
+        number::Entity::update_many()
+            .col_expr(number::Column::AppliedInbound, Expr::value(Some(applied)))
+            .col_expr(number::Column::UpdatedAt, Expr::value(now()))
+            .filter(number::Column::Id.eq(number_id))
+            .exec(&txn)
+            .await?;
+        crate::ops::delete_op(&txn, op_id).await?;
+        txn.commit().await?;
+        Ok(())
     }
 
     /// After a carrier call of a workflow failed: resolve the operation at once (the carrier
@@ -812,8 +836,11 @@ impl Registry {
 
     /// Re-points every managed number (all organizations) whose applied configuration differs
     /// from what [`crate::RegistryConfig::public_base_url`] now gives: run after the gateway's
-    /// public URL changed. A number someone repointed in the console is left alone. Returns
-    /// how many numbers were re-pointed.
+    /// public URL changed. A number someone repointed in the console is left alone, and so is
+    /// one with another workflow in flight (the next run picks it up). Returns how many numbers
+    /// were re-pointed. Each repoint goes through the intent protocol (kind `repoint`), so a
+    /// failure between the carrier change and the database write is finished by
+    /// [`Registry::recover_pending_operations`].
     ///
     /// # Errors
     /// [`RegistryError::Database`]; the first carrier error (numbers before it stay done).
@@ -825,7 +852,16 @@ impl Registry {
             .all(&self.db)
             .await?;
         let mut repointed = 0;
-        for row in rows {
+        for listed in rows {
+            // Read again: the claim below compares with the row as it is now.
+            let Some(row) = number::Entity::find_by_id(listed.id).one(&self.db).await? else {
+                continue;
+            };
+            if row.webhook_mode != WebhookMode::Managed.as_str()
+                || row.status != NumberStatus::Active.as_str()
+            {
+                continue;
+            }
             let conn = self.connection_row(&row.org_id, &row.connection_id).await?;
             let target = self.managed_config(&conn)?;
             let Some(applied) = from_json(row.applied_inbound.as_deref())? else {
@@ -842,26 +878,62 @@ impl Registry {
                 live: true,
             };
             let e164 = parse_e164(&row.e164)?;
-            let owned = self
+            // The number is claimed (compare-and-set on what was read) and the intent recorded
+            // in one transaction, before the carrier is read or changed: a removal or switch
+            // that claimed it first makes this number wait for the next run, and one that
+            // comes after is refused until the repoint ends.
+            let payload = OpPayload {
+                number_id: row.id.clone(),
+                e164: row.e164.clone(),
+                carrier_id: row.carrier_id.clone(),
+                previous: Some(applied.clone()),
+                target: Some(target.clone()),
+            };
+            let txn = self.db.begin().await?;
+            let intent = match claim_number(&txn, &row, NumberStatus::Active).await {
+                Ok(()) => {
+                    self.record_intent(&txn, OpKind::Repoint, &row.org_id, &conn.id, &payload)
+                        .await
+                }
+                Err(error) => Err(error),
+            };
+            let op = match intent {
+                Ok(op) => op,
+                Err(RegistryError::Conflict(_)) => {
+                    tracing::info!(number_id = %row.id, "a workflow is in flight on the number; not repointed now");
+                    continue;
+                }
+                Err(error) => return Err(error),
+            };
+            txn.commit().await?;
+            let owned = match self
                 .audited(&scope, "fetch_number", false, carrier.fetch_number(&e164))
                 .await
-                .map_err(|e| RegistryError::from_carrier(&e))?;
+            {
+                Ok(owned) => owned,
+                Err(error) => {
+                    // Nothing was changed yet.
+                    crate::ops::delete_op(&self.db, &op).await?;
+                    return Err(RegistryError::from_carrier(&error));
+                }
+            };
             if !same_routing(&owned.inbound, &applied) {
+                crate::ops::delete_op(&self.db, &op).await?;
                 continue;
             }
-            self.audited(
-                &scope,
-                "replace_inbound_config",
-                true,
-                carrier.replace_inbound_config(&row.carrier_id, &target),
-            )
-            .await
-            .map_err(|e| RegistryError::from_carrier(&e))?;
+            if let Err(error) = self
+                .audited(
+                    &scope,
+                    "replace_inbound_config",
+                    true,
+                    carrier.replace_inbound_config(&row.carrier_id, &target),
+                )
+                .await
+            {
+                return Err(self.after_carrier_failure(&op, &error).await);
+            }
             // Only the applied config changes; the saved snapshot is the customer's.
-            let mut active: number::ActiveModel = row.into();
-            active.applied_inbound = Set(Some(to_json(&target)?));
-            active.updated_at = Set(now());
-            active.update(&self.db).await?;
+            self.finish_repoint(&op, &row.id, &target).await?;
             repointed += 1;
         }
         Ok(repointed)

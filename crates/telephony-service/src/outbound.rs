@@ -156,9 +156,11 @@ async fn instructions(
                     number_id: number.id.clone(),
                     agent_id: Some(agent.id.clone()),
                     limit: agent.max_concurrent_calls,
+                    number_limit: number.max_concurrent_calls,
                 })
                 .await?;
             match verdict {
+                Admission::NumberAtCapacity => routing::Admission::NumberLimitReached,
                 Admission::AtCapacity => routing::Admission::AgentLimitReached,
                 _ => routing::Admission::Admitted,
             }

@@ -281,6 +281,8 @@ async fn route(
         },
         None => None,
     };
+    // Admission counts the calls that would reach an agent: against the number's limit and the
+    // agent's. A call with no agent is not counted (it hears the fallback or the apology).
     let admission = match &agent {
         Some(agent) => {
             let verdict = registry
@@ -291,9 +293,11 @@ async fn route(
                     number_id: number.id.clone(),
                     agent_id: Some(agent.id.clone()),
                     limit: agent.max_concurrent_calls,
+                    number_limit: number.max_concurrent_calls,
                 })
                 .await?;
             match verdict {
+                Admission::NumberAtCapacity => routing::Admission::NumberLimitReached,
                 Admission::AtCapacity => routing::Admission::AgentLimitReached,
                 _ => routing::Admission::Admitted,
             }

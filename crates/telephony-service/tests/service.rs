@@ -2,6 +2,7 @@
 //! endpoints, against a real registry (SQLite) and the carrier emulator over HTTP.
 
 mod service {
+    pub mod admission;
     pub mod api;
     pub mod calls;
     pub mod forwarding;

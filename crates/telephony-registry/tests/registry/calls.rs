@@ -80,6 +80,7 @@ db_test!(
             number_id: number.id.clone(),
             agent_id: Some(agent.id.clone()),
             limit: agent.max_concurrent_calls,
+            number_limit: None,
         };
         let other_instance = env.reopen().await;
         assert_eq!(
@@ -243,6 +244,7 @@ fn admission(org: &str, agent: &str, number: &str, id: &str) -> CallAdmission {
         number_id: number.to_owned(),
         agent_id: Some(agent.to_owned()),
         limit: Some(1),
+        number_limit: None,
     }
 }
 
@@ -444,3 +446,259 @@ db_test!(l3_a_late_ringing_never_replaces_a_final_status, |env| {
         .expect("final");
     assert_eq!(record.status, "failed");
 });
+
+/// An organization with one number and two agents without a limit of their own, so only the
+/// number's limit can refuse a call.
+async fn two_agents_on_one_number(
+    registry: &telephony_registry::Registry,
+) -> (String, [String; 2], String) {
+    let (org, conn) = twilio_org(registry, "Acme").await;
+    let mut agents = Vec::new();
+    for name in ["first", "second"] {
+        let agent = registry
+            .create_agent(
+                &org,
+                NewAgent {
+                    name: name.into(),
+                    target: AgentTarget::MediaStream("wss://agents.example/s".into()),
+                    fallback_number: None,
+                    max_concurrent_calls: None,
+                },
+            )
+            .await
+            .expect("agent");
+        agents.push(agent.id);
+    }
+    let number = done(
+        registry
+            .import_number(
+                &org,
+                import(&conn, "+14155550101", WebhookMode::OutboundOnly),
+            )
+            .await
+            .expect("import"),
+    );
+    let agents = [agents[0].clone(), agents[1].clone()];
+    (org, agents, number.id)
+}
+
+fn number_admission(
+    org: &str,
+    agent: &str,
+    number: &telephony_registry::Number,
+    id: &str,
+) -> CallAdmission {
+    CallAdmission {
+        provider: Provider::Twilio,
+        carrier_call_id: id.to_owned(),
+        org_id: org.to_owned(),
+        number_id: number.id.clone(),
+        agent_id: Some(agent.to_owned()),
+        limit: None,
+        number_limit: number.max_concurrent_calls,
+    }
+}
+
+db_test!(a_number_at_its_limit_refuses_the_next_call, |env| {
+    let (org, [first, second], number_id) = two_agents_on_one_number(&env.registry).await;
+    assert_eq!(
+        env.registry
+            .number(&org, &number_id)
+            .await
+            .expect("number")
+            .max_concurrent_calls,
+        None,
+        "an imported number has no limit"
+    );
+    let number = env
+        .registry
+        .set_number_call_limit(&org, &number_id, Some(1))
+        .await
+        .expect("set the limit");
+    assert_eq!(number.max_concurrent_calls, Some(1));
+    let other_instance = env.reopen().await;
+    let number = other_instance
+        .number(&org, &number_id)
+        .await
+        .expect("stored");
+    assert_eq!(number.max_concurrent_calls, Some(1));
+    assert_eq!(
+        env.registry
+            .admit_call(&number_admission(&org, &first, &number, "CA1"))
+            .await
+            .expect("admit"),
+        Admission::Admitted
+    );
+    assert_eq!(
+        other_instance
+            .admit_call(&number_admission(&org, &first, &number, "CA1"))
+            .await
+            .expect("retry"),
+        Admission::AlreadyAdmitted
+    );
+    // Another agent, another instance: the number's calls are counted whatever their agent.
+    assert_eq!(
+        other_instance
+            .admit_call(&number_admission(&org, &second, &number, "CA2"))
+            .await
+            .expect("second"),
+        Admission::NumberAtCapacity
+    );
+    // The refused call is not counted.
+    assert_eq!(
+        env.registry
+            .active_calls_for_number(&number_id)
+            .await
+            .expect("count"),
+        1
+    );
+    // Both limits apply: under the number's limit, the agent's still refuses.
+    let number = env
+        .registry
+        .set_number_call_limit(&org, &number_id, Some(5))
+        .await
+        .expect("raise");
+    let agent_limited = CallAdmission {
+        limit: Some(1),
+        ..number_admission(&org, &first, &number, "CA3")
+    };
+    assert_eq!(
+        env.registry
+            .admit_call(&agent_limited)
+            .await
+            .expect("agent limit"),
+        Admission::AtCapacity
+    );
+});
+
+db_test!(
+    a_number_call_limit_of_zero_is_refused_and_null_removes_it,
+    |env| {
+        let (org, [first, _], number_id) = two_agents_on_one_number(&env.registry).await;
+        let zero = env
+            .registry
+            .set_number_call_limit(&org, &number_id, Some(0))
+            .await
+            .expect_err("0 is refused");
+        assert_eq!(zero.code(), "invalid_request");
+        let (other_org, _) = twilio_org(&env.registry, "Other").await;
+        let foreign = env
+            .registry
+            .set_number_call_limit(&other_org, &number_id, Some(1))
+            .await
+            .expect_err("another organization's number");
+        assert_eq!(foreign.code(), "not_found");
+        assert_eq!(
+            env.registry
+                .number(&org, &number_id)
+                .await
+                .expect("number")
+                .max_concurrent_calls,
+            None,
+            "nothing changed"
+        );
+        env.registry
+            .set_number_call_limit(&org, &number_id, Some(1))
+            .await
+            .expect("set");
+        let number = env
+            .registry
+            .set_number_call_limit(&org, &number_id, None)
+            .await
+            .expect("clear");
+        assert_eq!(number.max_concurrent_calls, None);
+        for id in ["CA1", "CA2", "CA3"] {
+            assert_eq!(
+                env.registry
+                    .admit_call(&number_admission(&org, &first, &number, id))
+                    .await
+                    .expect("admit"),
+                Admission::Admitted
+            );
+        }
+    }
+);
+
+db_test!(a_finished_call_frees_the_numbers_slot, |env| {
+    let (org, [first, second], number_id) = two_agents_on_one_number(&env.registry).await;
+    let number = env
+        .registry
+        .set_number_call_limit(&org, &number_id, Some(1))
+        .await
+        .expect("set the limit");
+    assert_eq!(
+        env.registry
+            .admit_call(&number_admission(&org, &first, &number, "CA1"))
+            .await
+            .expect("admit"),
+        Admission::Admitted
+    );
+    assert_eq!(
+        env.registry
+            .admit_call(&number_admission(&org, &second, &number, "CA2"))
+            .await
+            .expect("at the limit"),
+        Admission::NumberAtCapacity
+    );
+    env.registry
+        .end_active_call_in_org(&org, Provider::Twilio, "CA1")
+        .await
+        .expect("end");
+    assert_eq!(
+        env.registry
+            .admit_call(&number_admission(&org, &second, &number, "CA2"))
+            .await
+            .expect("a slot again"),
+        Admission::Admitted
+    );
+});
+
+async fn number_stale_calls_stop_counting(kind: crate::harness::DbKind) {
+    let mut config = telephony_registry::RegistryConfig::new(PUBLIC_BASE);
+    config.max_call_age = std::time::Duration::from_secs(1);
+    let Some(env) = Env::start_with(kind, config).await else {
+        return;
+    };
+    let (org, [first, second], number_id) = two_agents_on_one_number(&env.registry).await;
+    let number = env
+        .registry
+        .set_number_call_limit(&org, &number_id, Some(1))
+        .await
+        .expect("set the limit");
+    assert_eq!(
+        env.registry
+            .admit_call(&number_admission(&org, &first, &number, "CA1"))
+            .await
+            .expect("admit"),
+        Admission::Admitted
+    );
+    assert_eq!(
+        env.registry
+            .admit_call(&number_admission(&org, &second, &number, "CA2"))
+            .await
+            .expect("at the limit"),
+        Admission::NumberAtCapacity
+    );
+    // CA1's end is never reported: once older than the maximum call age it stops counting.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert_eq!(
+        env.registry
+            .admit_call(&number_admission(&org, &second, &number, "CA2"))
+            .await
+            .expect("a slot again"),
+        Admission::Admitted
+    );
+    env.finish().await;
+}
+
+mod a_numbers_call_older_than_the_maximum_age_stops_counting {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        super::number_stale_calls_stop_counting(crate::harness::DbKind::Sqlite).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        super::number_stale_calls_stop_counting(crate::harness::DbKind::Postgres).await;
+    }
+}

@@ -86,11 +86,19 @@ pub struct UpdateBody {
     /// With `webhook_mode`: only report the carrier-side changes.
     #[serde(default)]
     pub dry_run: bool,
+    /// At most this many simultaneous calls on the number, whatever their agent (at least 1;
+    /// `null` removes the limit). A call beyond it goes to the agent's fallback number, else
+    /// hears a busy message.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<u32>, minimum = 1)]
+    pub max_concurrent_calls: Option<Option<u32>>,
 }
 
 /// Tells "absent" (outer `None`, via `default`) from "null" (`Some(None)`).
-fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
-    Option::<String>::deserialize(d).map(Some)
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
 }
 
 /// An imported number.
@@ -121,6 +129,8 @@ pub struct NumberView {
     pub saved_inbound: Option<serde_json::Value>,
     /// When the last call on it was seen.
     pub last_call_at: Option<DateTime<Utc>>,
+    /// At most this many simultaneous calls on the number (`null`: no limit).
+    pub max_concurrent_calls: Option<u32>,
     /// When it was imported.
     pub created_at: DateTime<Utc>,
 }
@@ -143,6 +153,7 @@ impl From<Number> for NumberView {
             },
             saved_inbound: n.saved_inbound.and_then(|c| serde_json::to_value(c).ok()),
             last_call_at: n.last_call_at,
+            max_concurrent_calls: n.max_concurrent_calls,
             created_at: n.created_at,
         }
     }
@@ -344,7 +355,7 @@ pub async fn get(
     Ok(Json(view))
 }
 
-/// Change a number's agent, nickname or webhook mode.
+/// Change a number's agent, nickname, webhook mode or limit of concurrent calls.
 #[utoipa::path(patch, path = "/v1/numbers/{id}", tag = "numbers", request_body = UpdateBody,
     security(("api_key" = [])), params(("id" = String, Path, description = "number id")),
     responses((status = 200, body = AppliedView), (status = 400, body = ErrorBody),
@@ -360,6 +371,11 @@ pub async fn update(
     registry.number(&org.id, &id).await?;
     if let Some(Some(agent_id)) = &body.agent_id {
         registry.agent(&org.id, agent_id).await?;
+    }
+    if body.max_concurrent_calls == Some(Some(0)) {
+        return Err(ApiError::invalid_request(
+            "max_concurrent_calls is at least 1 (null removes the limit)",
+        ));
     }
     if body.dry_run {
         let Some(mode) = body.webhook_mode else {
@@ -390,6 +406,9 @@ pub async fn update(
         registry
             .rename_number(&org.id, &id, nickname.as_deref())
             .await?;
+    }
+    if let Some(limit) = body.max_concurrent_calls {
+        registry.set_number_call_limit(&org.id, &id, limit).await?;
     }
     let number = registry.number(&org.id, &id).await?;
     Ok(Json(Applied::Done { number, changes }.into()))
