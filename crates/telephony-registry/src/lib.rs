@@ -11,7 +11,7 @@
 //! | `organizations` | tenants |
 //! | `api_keys` | SHA-256 of each key (the key itself is shown once), revocation time |
 //! | `connections` | a carrier account of an organization: provider, non-secret ids (Account SID, TeXML application id, region, API key SID, Telnyx public key), vault ciphertexts of the secrets, the previous signing key and when it stops verifying, `active`/`degraded` |
-//! | `numbers` | imported numbers; `e164` is UNIQUE across all organizations; webhook mode, status (`importing`/`active`/`removing`), the saved and the applied inbound configuration as JSON |
+//! | `numbers` | imported numbers; `e164` is UNIQUE across all organizations; webhook mode, status (`importing`/`active`/`removing`), the saved and the applied inbound configuration as JSON, concurrency limit |
 //! | `agents` | where calls go (media stream URL or SIP URI), fallback number, concurrency limit |
 //! | `audit_log` | every carrier call made for an organization: when, action, number, whether it changed the account, outcome code; never a secret or a carrier message |
 //! | `call_records` | calls by (provider, carrier call id): direction, status, duration, times |
@@ -40,6 +40,7 @@
 //! | --- | --- | --- |
 //! | import, switch to `managed` | undo | if the carrier holds the gateway's configuration, put the saved one back; drop the `importing` row |
 //! | switch to `outbound_only`, remove | finish | if the carrier still holds the gateway's configuration, restore the saved one; update or delete the row |
+//! | repoint (after a new public URL) | follow the carrier | if the carrier holds the new gateway configuration, record it as applied; otherwise drop the operation, the old applied one stays, so `applied` always says what the carrier holds |
 //!
 //! Undoing a change to the customer's account and finishing a restoration of it are the two
 //! directions that never leave a number pointing somewhere its owner did not choose. A carrier
@@ -74,6 +75,7 @@ mod connections;
 mod entity;
 mod error;
 mod forwarding;
+mod keys;
 mod live_calls;
 mod managed;
 pub mod model;
@@ -90,4 +92,4 @@ pub use managed::{
     PlatformTelnyx, PlatformTwilio,
 };
 pub use model::*;
-pub use registry::{ClientFactory, Registry, RegistryConfig};
+pub use registry::{CARRIER_CALLS_METRIC, ClientFactory, Registry, RegistryConfig};

@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,6 +21,7 @@ use telephony_vault::{Aad, KeyRing};
 
 use crate::entity::{audit, connection};
 use crate::error::{RegistryError, Result};
+use crate::keys::KeySource;
 use crate::model::ConnectionStatus;
 
 /// Builds a carrier client from one organization's decrypted credentials.
@@ -112,7 +114,9 @@ impl RegistryConfig {
 #[derive(Clone)]
 pub struct Registry {
     pub(crate) db: DatabaseConnection,
-    pub(crate) keyring: KeyRing,
+    /// The master keys: shared by every clone, reloadable from the key file (see
+    /// [`Registry::with_key_file`]).
+    pub(crate) keyring: Arc<KeySource>,
     pub(crate) carriers: Arc<dyn ClientFactory>,
     pub(crate) config: RegistryConfig,
     /// The platform's own carrier accounts (managed numbers); see [`crate::PlatformAccounts`].
@@ -151,6 +155,29 @@ pub(crate) fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 
+/// The Prometheus counter of carrier API calls, labelled by `action` and `outcome` (`ok` or the
+/// error class: `unavailable`, `rate_limited`, `rejected`...). Every audited carrier call counts.
+pub const CARRIER_CALLS_METRIC: &str = "gateway_carrier_calls_total";
+
+/// The class of an audit outcome, for a metric label of bounded cardinality: `ok`, or the first
+/// word after `error: ` (never the carrier's code, which is unbounded).
+fn outcome_class(outcome: &str) -> &'static str {
+    match outcome
+        .strip_prefix("error: ")
+        .map(|rest| rest.split([' ', '(']).next())
+    {
+        None => "ok",
+        Some(Some("invalid_credentials")) => "invalid_credentials",
+        Some(Some("not_found")) => "not_found",
+        Some(Some("not_voice_capable")) => "not_voice_capable",
+        Some(Some("rate_limited")) => "rate_limited",
+        Some(Some("unavailable")) => "unavailable",
+        Some(Some("rejected")) => "rejected",
+        Some(Some("protocol")) => "protocol",
+        Some(_) => "other",
+    }
+}
+
 /// The audit-log outcome of a carrier call: a code, never a message (messages may echo data).
 pub(crate) fn outcome_of(error: Option<&CarrierError>) -> String {
     match error {
@@ -180,7 +207,7 @@ impl Registry {
     ) -> Self {
         Self {
             db,
-            keyring,
+            keyring: Arc::new(KeySource::fixed(keyring)),
             carriers,
             config,
             platform: Arc::default(),
@@ -208,6 +235,26 @@ impl Registry {
         let registry = Self::new(db, keyring, carriers, config);
         registry.migrate().await?;
         Ok(registry)
+    }
+
+    /// Makes the key ring reloadable from the key file it was loaded from, so a master-key
+    /// rotation by another process (`telephony-gateway keys rotate`, another instance) needs no
+    /// restart: when a stored secret names a key version the loaded ring lacks, the registry
+    /// reads `path` again (at most once a second) and retries; new secrets are encrypted under
+    /// the active key of the ring loaded at that moment. Keys given as a value (no file) cannot
+    /// be reloaded: a rotation then needs a rolling restart with the new keys.
+    #[must_use]
+    pub fn with_key_file(mut self, path: impl Into<PathBuf>) -> Self {
+        let ring = self.keyring.current();
+        self.keyring = Arc::new(KeySource::from_file(ring, path.into()));
+        self
+    }
+
+    /// Reads the key file again now (at most once a second; a no-op without a key file, see
+    /// [`Registry::with_key_file`]). Returns whether a new ring was loaded. Decryption does
+    /// this by itself when it needs a key it lacks; this is for an operator's signal.
+    pub fn reload_keys(&self) -> bool {
+        self.keyring.reload()
     }
 
     /// Applies every pending migration; a no-op on an up-to-date database.
@@ -257,6 +304,12 @@ impl Registry {
         changed: bool,
         outcome: String,
     ) {
+        metrics::counter!(
+            CARRIER_CALLS_METRIC,
+            "action" => action.to_owned(),
+            "outcome" => outcome_class(&outcome),
+        )
+        .increment(1);
         let entry = audit::ActiveModel {
             org_id: Set(scope.org_id.to_owned()),
             at: Set(now()),

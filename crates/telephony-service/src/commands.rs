@@ -188,14 +188,22 @@ pub async fn open_registry(config: &Config) -> Result<Registry, CommandError> {
     let clients = carrier_clients(config)?;
     let mut registry_config = RegistryConfig::new(config.public_url.as_str());
     registry_config.rotation_grace = config.rotation_grace();
-    Ok(Registry::open(
+    let registry = Registry::open(
         &config.database_url,
         keyring,
         Arc::new(clients),
         registry_config,
     )
     .await?
-    .with_platform_accounts(config.platform_accounts()))
+    .with_platform_accounts(config.platform_accounts());
+    // Keys from the file are reloaded from it when a stored secret needs a key this process
+    // has not loaded (`keys rotate` run elsewhere), so a rotation needs no restart. Keys given
+    // in TELEPHONY_MASTER_KEY cannot be reloaded: rotating them needs a rolling restart.
+    Ok(if config.master_key.is_some() {
+        registry
+    } else {
+        registry.with_key_file(config.master_key_file.clone())
+    })
 }
 
 /// Builds the application state from the configuration.
@@ -407,6 +415,8 @@ pub struct RotationReport {
 
 /// `keys rotate`: adds a new active master key to the key file and re-wraps every stored secret
 /// under it. Old versions stay in the file, so ciphertexts not yet re-wrapped still decrypt.
+/// Running `serve` processes that read the same file need no restart: one that meets a secret
+/// under the new key reloads the file (see [`Registry::with_key_file`]).
 ///
 /// # Errors
 /// [`CommandError`] when the keys are given as a value (nothing to write), or saving or

@@ -42,7 +42,8 @@ pub struct Config {
     )]
     pub public_url: Url,
 
-    /// Master-key file (created with owner-only permissions on first start if missing).
+    /// Master-key file (created with owner-only permissions on first start if missing). Reread
+    /// while running when a stored secret names a key not yet loaded (after `keys rotate`).
     #[arg(
         long,
         env = "TELEPHONY_MASTER_KEY_FILE",
@@ -51,6 +52,8 @@ pub struct Config {
     pub master_key_file: PathBuf,
 
     /// Master keys given as a value instead of a file (same syntax as the file). Takes precedence.
+    /// Unlike the file, a value cannot be reloaded while running: rotating it needs a rolling
+    /// restart of every instance with the new keys.
     #[arg(long, env = "TELEPHONY_MASTER_KEY", hide_env_values = true)]
     pub master_key: Option<String>,
 

@@ -12,8 +12,8 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 pub const HTTP_REQUESTS: &str = "gateway_http_requests_total";
 /// Name of the webhook latency histogram (seconds).
 pub const WEBHOOK_LATENCY: &str = "gateway_webhook_duration_seconds";
-/// Name of the carrier-call counter.
-pub const CARRIER_CALLS: &str = "gateway_carrier_calls_total";
+/// Name of the carrier-call counter (recorded by the registry, which makes every carrier call).
+pub const CARRIER_CALLS: &str = telephony_registry::CARRIER_CALLS_METRIC;
 /// Name of the signature-failure counter.
 pub const SIGNATURE_FAILURES: &str = "gateway_webhook_signature_failures_total";
 

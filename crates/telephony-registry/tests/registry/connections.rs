@@ -5,10 +5,10 @@ use std::time::Duration;
 use sea_orm::{FromQueryResult, Statement};
 use telephony_carrier::Provider;
 use telephony_registry::{
-    ConnectionStatus, NewCredentials, Registry, RegistryConfig, TwilioApiKey, WebhookMode,
-    WebhookSecrets,
+    ConnectionStatus, NewCredentials, Registry, RegistryConfig, RegistryError, TwilioApiKey,
+    WebhookMode, WebhookSecrets,
 };
-use telephony_vault::{KeyRing, SecretString};
+use telephony_vault::{KeyRing, SecretString, VaultError};
 
 use crate::harness::*;
 use crate::{
@@ -696,5 +696,109 @@ db_test!(
             .connection(&org, &conn.id)
             .await
             .expect("the connection stays");
+    }
+);
+
+// Review finding H3: `keys rotate` (or another instance) wrote a new active key to the key file
+// and re-wrapped every secret, and a running instance that never reloaded its ring failed every
+// decryption until restarted.
+db_test!(
+    running_instance_keeps_decrypting_after_another_rotates_the_master_key_file,
+    |env| {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let key_file = dir.path().join("master.key");
+        env.keyring.save(&key_file).expect("save keys");
+        // Instance A: started before the rotation, never restarted.
+        let a = env.reopen().await.with_key_file(&key_file);
+        let org = a.create_organization("Acme").await.expect("org");
+        let conn = a
+            .connect_carrier(
+                &org.id,
+                twilio_api_key_connection("old-token", TWILIO_KEY_SECRET),
+            )
+            .await
+            .expect("connect");
+        a.rotate_credentials(
+            &org.id,
+            &conn.id,
+            twilio_api_key_connection(TWILIO_TOKEN, TWILIO_KEY_SECRET).credentials,
+        )
+        .await
+        .expect("rotate");
+
+        // Instance B: `keys rotate` adds a new active key to the shared file and re-wraps.
+        let rotated = KeyRing::from_file(&key_file)
+            .expect("load keys")
+            .with_new_active_key()
+            .expect("new key");
+        rotated.save(&key_file).expect("save rotated keys");
+        let b = Registry::new(
+            env.db.clone(),
+            rotated.clone(),
+            env.factory.clone(),
+            env.registry.config().clone(),
+        )
+        .with_key_file(&key_file);
+        assert_eq!(b.rewrap_all_secrets().await.expect("rewrap"), 3);
+
+        // A reloads the file on the unknown version and carries on.
+        match a
+            .webhook_secrets(&conn.id)
+            .await
+            .expect("secrets after rotation")
+        {
+            WebhookSecrets::Twilio {
+                current, previous, ..
+            } => {
+                assert_eq!(current.expose(), TWILIO_TOKEN);
+                assert_eq!(previous.expect("grace").expose(), "old-token");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        a.list_account_numbers(&org.id, &conn.id, false)
+            .await
+            .expect("carrier calls work on the running instance");
+        // New secrets are sealed under the key A reloaded, not the one it started with.
+        let (_, second) = twilio_org(&a, "Beta").await;
+        a.webhook_secrets(&second.id)
+            .await
+            .expect("the new carrier's secrets decrypt");
+        for row in stored_secrets(&env).await {
+            assert_eq!(
+                KeyRing::key_version_of(&row.auth_secret).expect("v"),
+                rotated.active_version()
+            );
+        }
+        assert_eq!(b.rewrap_all_secrets().await.expect("nothing left"), 0);
+    }
+);
+
+db_test!(
+    ring_without_the_key_version_and_no_key_file_gives_the_unknown_version_error,
+    |env| {
+        let (_, conn) = twilio_org(&env.registry, "Acme").await;
+        let rotated = env.keyring.with_new_active_key().expect("new key");
+        let b = Registry::new(
+            env.db.clone(),
+            rotated.clone(),
+            env.factory.clone(),
+            env.registry.config().clone(),
+        );
+        assert_eq!(b.rewrap_all_secrets().await.expect("rewrap"), 1);
+        // Keys given as a value: nothing to reload, the error names the missing version.
+        let error = env
+            .registry
+            .webhook_secrets(&conn.id)
+            .await
+            .expect_err("stale ring");
+        assert!(
+            matches!(
+                error,
+                RegistryError::Vault(VaultError::UnknownKeyVersion { version })
+                    if version == rotated.active_version()
+            ),
+            "{error:?}"
+        );
+        assert!(!env.registry.reload_keys(), "no key file to reload");
     }
 );

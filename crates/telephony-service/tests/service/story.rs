@@ -151,6 +151,16 @@ async fn twilio_number_from_import_to_removal() {
         Some("https://old.example.com/voice")
     );
 
+    // Carrier calls are counted by action and outcome for Prometheus.
+    let (_, metrics) = gw.call("GET", "/metrics", None, None).await;
+    let metrics = metrics.as_str().unwrap_or_default().to_owned();
+    assert!(
+        metrics.contains(
+            r#"gateway_carrier_calls_total{action="replace_inbound_config",outcome="ok"}"#
+        ),
+        "{metrics}"
+    );
+
     // Every carrier call is in the audit log, and no secret is.
     let (status, audit) = gw.call("GET", "/v1/audit-log", Some(&key), None).await;
     assert_eq!(status, StatusCode::OK);
