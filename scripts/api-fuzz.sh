@@ -9,7 +9,8 @@
 # (default 300). Usage:
 #   bash scripts/api-fuzz.sh                 # debug build
 #   PROFILE=release bash scripts/api-fuzz.sh
-# Environment: MAX_EXAMPLES, BUDGET_SECS, PROFILE (debug|release), FUZZ_VENV (where
+# Environment: MAX_EXAMPLES, BUDGET_SECS, PROFILE (debug|release), SKIP_BUILD=1 (use the
+# binaries already in the target folder, as CI does after `cargo test`), FUZZ_VENV (where
 # schemathesis is installed with pip if missing; default target/api-fuzz-venv), SEED.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,13 +28,16 @@ if [ ! -x "$venv/bin/schemathesis" ]; then
 fi
 "$venv/bin/schemathesis" --version
 
-echo "==> building the gateway and the emulator ($profile)"
-if [ "$profile" = release ]; then
+bin="${CARGO_TARGET_DIR:-target}/$profile"
+if [ "${SKIP_BUILD:-0}" = 1 ] && [ -x "$bin/telephony-gateway" ] && [ -x "$bin/carrier-emulator" ]; then
+  echo "==> using the binaries already built in $bin"
+elif [ "$profile" = release ]; then
+  echo "==> building the gateway and the emulator ($profile)"
   cargo build --release -p telephony-gateway -p carrier-emulator
 else
+  echo "==> building the gateway and the emulator ($profile)"
   cargo build -p telephony-gateway -p carrier-emulator
 fi
-bin="${CARGO_TARGET_DIR:-target}/$profile"
 
 work="$(mktemp -d)"
 pids=()
