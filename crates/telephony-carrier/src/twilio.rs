@@ -50,6 +50,10 @@ pub struct TwilioConfig {
     pub retry: RetryPolicy,
     /// Numbers per page when listing an account's numbers (Twilio accepts 1 to 1000).
     pub page_size: u32,
+    /// The Pricing API's base (monthly cost of numbers for sale): `None` for the real
+    /// `https://pricing.twilio.com`, `Some` for an emulator or a proxy (same rules as
+    /// `base_url`).
+    pub pricing_base_url: Option<Url>,
 }
 
 impl Default for TwilioConfig {
@@ -61,6 +65,7 @@ impl Default for TwilioConfig {
             timeouts: Timeouts::default(),
             retry: RetryPolicy::default(),
             page_size: 50,
+            pricing_base_url: None,
         }
     }
 }
@@ -74,6 +79,10 @@ impl std::fmt::Debug for TwilioConfig {
             .field("timeouts", &self.timeouts)
             .field("retry", &self.retry)
             .field("page_size", &self.page_size)
+            .field(
+                "pricing_base_url",
+                &self.pricing_base_url.as_ref().map(redacted_url),
+            )
             .finish()
     }
 }
@@ -181,6 +190,7 @@ pub struct TwilioCredentials {
 pub struct TwilioClient {
     transport: Transport,
     base: Url,
+    pricing_base: Option<Url>,
     credentials: TwilioCredentials,
     page_size: u32,
 }
@@ -229,6 +239,7 @@ impl TwilioClient {
                 retry: config.retry,
             },
             base,
+            pricing_base: config.pricing_base_url.clone(),
             credentials,
             page_size: config.page_size.clamp(1, 1000),
         }
@@ -268,6 +279,76 @@ impl TwilioClient {
             ))
         })?;
         Ok((account.into_info(), token))
+    }
+
+    /// The active subaccount of this account named `friendly_name`, with its Auth Token, if
+    /// there is one: how a creation whose answer was lost (or never recorded) is found again
+    /// instead of creating a second subaccount. Read-only.
+    ///
+    /// # Errors
+    /// Any [`CarrierError`].
+    pub async fn find_subaccount(
+        &self,
+        friendly_name: &str,
+    ) -> Result<Option<(AccountInfo, SecretString)>, CarrierError> {
+        let mut url = self.url(&[API, "Accounts.json"])?;
+        url.query_pairs_mut()
+            .append_pair("FriendlyName", friendly_name)
+            .append_pair("Status", "active");
+        let list: WireAccountList = self.get(url, "twilio accounts").await?;
+        let own = self.credentials.account_sid.as_str();
+        Ok(list
+            .accounts
+            .into_iter()
+            .filter(|a| a.sid != own && a.friendly_name.as_deref() == Some(friendly_name))
+            .find_map(|mut account| {
+                let token = account.auth_token.take()?;
+                Some((account.into_info(), token))
+            }))
+    }
+
+    /// The monthly price of each type of number in `country` (ISO 3166-1 alpha-2), from the
+    /// Pricing API (`GET /v1/PhoneNumbers/Countries/{IsoCountry}`): pairs of Twilio's number
+    /// type (`local`, `mobile`, `toll free`, ...) and the current price, with the currency.
+    /// Read-only.
+    ///
+    /// # Errors
+    /// [`CarrierError::InvalidConfig`] for a bad pricing base; any [`CarrierError`].
+    pub async fn number_prices(
+        &self,
+        country: &str,
+    ) -> Result<(Vec<(String, String)>, Option<String>), CarrierError> {
+        let country = country.to_ascii_uppercase();
+        path_id(&country, "twilio number prices of country")?;
+        let mut url = match &self.pricing_base {
+            Some(base) => {
+                check_base_url(base, "twilio pricing")?;
+                base.clone()
+            }
+            None => Url::parse("https://pricing.twilio.com")
+                .map_err(|e| CarrierError::InvalidConfig(format!("twilio pricing host: {e}")))?,
+        };
+        url.path_segments_mut()
+            .map_err(|()| CarrierError::InvalidConfig("twilio pricing base url".to_owned()))?
+            .pop_if_empty()
+            .extend(["v1", "PhoneNumbers", "Countries", &country]);
+        let prices: WireNumberPrices = self
+            .get(url, &format!("twilio number prices in {country}"))
+            .await?;
+        let list = prices
+            .phone_number_prices
+            .into_iter()
+            .filter_map(|p| {
+                let price = p.current_price.or(p.base_price)?;
+                let price = match price {
+                    serde_json::Value::Number(n) => n.to_string(),
+                    serde_json::Value::String(s) if s.parse::<f64>().is_ok() => s,
+                    _ => return None,
+                };
+                Some((p.number_type?.to_ascii_lowercase(), price))
+            })
+            .collect();
+        Ok((list, prices.price_unit.map(|u| u.to_ascii_uppercase())))
     }
 
     /// The URL of `segments` under the base, each segment percent-encoded, so an id taken from
@@ -529,6 +610,27 @@ struct WireAvailable {
 }
 
 #[derive(Deserialize)]
+struct WireNumberPrices {
+    #[serde(default)]
+    phone_number_prices: Vec<WireNumberPrice>,
+    price_unit: Option<String>,
+}
+
+/// Prices are numbers in the Pricing API's description and strings in some of its answers.
+#[derive(Deserialize)]
+struct WireNumberPrice {
+    number_type: Option<String>,
+    base_price: Option<serde_json::Value>,
+    current_price: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+struct WireAccountList {
+    #[serde(default)]
+    accounts: Vec<WireAccount>,
+}
+
+#[derive(Deserialize)]
 struct WireAvailableList {
     #[serde(default)]
     available_phone_numbers: Vec<WireAvailable>,
@@ -730,6 +832,27 @@ impl Carrier for TwilioClient {
         let list: WireAvailableList = self
             .get(url, &format!("twilio available numbers in {country}"))
             .await?;
+        // The search gives no cost: the Pricing API does, per type of number. Numbers are
+        // still listed (without a cost) when it cannot be read.
+        let wanted = match query.number_type {
+            NumberType::Local => "local",
+            NumberType::Mobile => "mobile",
+            NumberType::TollFree => "toll free",
+        };
+        let (monthly_cost, currency) = match self.number_prices(&country).await {
+            Ok((prices, currency)) => (
+                prices
+                    .into_iter()
+                    .find(|(kind, _)| kind == wanted || kind.replace('_', " ") == wanted)
+                    .map(|(_, price)| price),
+                currency,
+            ),
+            Err(error) => {
+                tracing::debug!(%error, "twilio number prices unavailable");
+                (None, None)
+            }
+        };
+        let currency = monthly_cost.as_ref().and(currency);
         Ok(list
             .available_phone_numbers
             .into_iter()
@@ -740,8 +863,8 @@ impl Carrier for TwilioClient {
                     capabilities: n.capabilities.unwrap_or_default().into_capabilities(),
                     locality: non_empty(n.locality).or(non_empty(n.region)),
                     country: n.iso_country.unwrap_or_else(|| country.clone()),
-                    monthly_cost: None,
-                    currency: None,
+                    monthly_cost: monthly_cost.clone(),
+                    currency: currency.clone(),
                 })
             })
             .take(usize::try_from(query.limit).unwrap_or(usize::MAX))

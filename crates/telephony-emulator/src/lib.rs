@@ -247,6 +247,13 @@ impl Emulator {
         self.base_url()
     }
 
+    /// Where a Twilio client's Pricing API base points instead of `https://pricing.twilio.com`.
+    pub fn twilio_pricing_base_url(&self) -> url::Url {
+        let mut url = self.base_url();
+        url.set_path("/pricing");
+        url
+    }
+
     /// Where a Telnyx client points instead of `https://api.telnyx.com/v2` (`base_url` + `v2`).
     pub fn telnyx_base_url(&self) -> url::Url {
         let mut url = self.base_url();

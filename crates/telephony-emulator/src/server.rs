@@ -206,7 +206,8 @@ async fn handle(shared: &Arc<Shared>, request: Request<Incoming>) -> Outcome {
     if req.path.starts_with("/_emulator/") {
         return Outcome::Reply(control::handle(shared, &req).await);
     }
-    let carrier = if req.path.starts_with("/2010-04-01/") {
+    // `/pricing/v1/...` stands for Twilio's Pricing API host (`pricing.twilio.com/v1/...`).
+    let carrier = if req.path.starts_with("/2010-04-01/") || req.path.starts_with("/pricing/") {
         Some(Carrier::Twilio)
     } else if req.path.starts_with("/v2/") || req.path == "/v2" {
         Some(Carrier::Telnyx)

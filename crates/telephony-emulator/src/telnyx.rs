@@ -224,7 +224,8 @@ pub(crate) async fn handle(shared: &Arc<Shared>, req: &Req) -> Handled {
             let (reply, created) = texml_create_call(&mut world, &account, req);
             drop(world);
             if let Some(call_id) = created {
-                webhook::spawn_call_url(shared, call_id);
+                webhook::spawn_call_url(shared, call_id.clone());
+                webhook::spawn_inbound_leg(shared, Carrier::Telnyx, call_id);
             }
             return handled(reply);
         }

@@ -54,6 +54,51 @@ pub(crate) fn fault_reply(status: u16, path: &str) -> Reply {
     }
 }
 
+/// Twilio's Pricing API: the monthly price of phone numbers in a country, under the emulator's
+/// `/pricing` prefix (`https://pricing.twilio.com/v1/PhoneNumbers/Countries/{IsoCountry}`).
+const PRICING_COUNTRIES: &str = "/pricing/v1/PhoneNumbers/Countries/";
+
+/// The emulated monthly prices, in USD, per number type: Twilio's US list prices.
+const PRICES: [(NumberType, &str, f64); 3] = [
+    (NumberType::Local, "local", 1.15),
+    (NumberType::Mobile, "mobile", 1.15),
+    (NumberType::TollFree, "toll free", 2.15),
+];
+
+/// A country's phone-number prices, shaped as `pricing.v1.phone_number.phone_number_country-
+/// instance`: a price for each type of number the emulator has for sale in the country; 404
+/// for a country with none.
+fn phone_number_prices(world: &World, country: &str) -> Reply {
+    let iso = country.to_ascii_uppercase();
+    let types: Vec<NumberType> = world
+        .state
+        .twilio_available
+        .iter()
+        .filter(|n| n.iso_country == iso)
+        .map(|n| n.number_type)
+        .collect();
+    if iso.len() != 2 || types.is_empty() {
+        return not_found(&format!("{PRICING_COUNTRIES}{country}"));
+    }
+    let prices: Vec<Value> = PRICES
+        .iter()
+        .filter(|(kind, _, _)| types.contains(kind))
+        .map(|(_, name, price)| {
+            json!({"number_type": name, "base_price": price, "current_price": price})
+        })
+        .collect();
+    Reply::json(
+        200,
+        &json!({
+            "country": if iso == "US" { "United States" } else { iso.as_str() },
+            "iso_country": iso,
+            "phone_number_prices": prices,
+            "price_unit": "USD",
+            "url": format!("https://pricing.twilio.com/v1/PhoneNumbers/Countries/{iso}"),
+        }),
+    )
+}
+
 pub(crate) async fn handle(shared: &Arc<Shared>, req: &Req) -> Handled {
     let Some((user, pass)) = basic_auth(req) else {
         return unauthorized().into();
@@ -85,6 +130,12 @@ pub(crate) async fn handle(shared: &Arc<Shared>, req: &Req) -> Handled {
     }
 
     let method = req.method.as_str();
+    if let Some(country) = req.path.strip_prefix(PRICING_COUNTRIES) {
+        return handled(match method {
+            "GET" => phone_number_prices(&world, country),
+            _ => method_not_allowed(),
+        });
+    }
     // `Accounts.json` and `Accounts/{Sid}.json` carry the target account differently from the
     // rest, where it is the third segment.
     if segments == ["Accounts.json"] {
@@ -162,7 +213,8 @@ pub(crate) async fn handle(shared: &Arc<Shared>, req: &Req) -> Handled {
             let (reply, created) = create_call(&mut world, &target, &form);
             drop(world);
             if let Some(call_id) = created {
-                webhook::spawn_call_url(shared, call_id);
+                webhook::spawn_call_url(shared, call_id.clone());
+                webhook::spawn_inbound_leg(shared, Carrier::Twilio, call_id);
             }
             return handled(reply);
         }

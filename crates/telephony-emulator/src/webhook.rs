@@ -531,6 +531,47 @@ pub(crate) async fn status_callback(
     }
 }
 
+/// A call placed to a number the emulator holds rings that number, as on the real carriers: in
+/// the background, its inbound leg is delivered to the number's voice URL (signed by the
+/// number's account) like any inbound call. What the URL answers is recorded, not run.
+pub(crate) fn spawn_inbound_leg(shared: &Arc<Shared>, carrier: Carrier, call_id: String) {
+    let shared = Arc::clone(shared);
+    tokio::spawn(async move {
+        let inbound = {
+            let world = shared.world();
+            let Some(call) = world.state.calls.iter().find(|c| c.id == call_id) else {
+                return;
+            };
+            let owned = match carrier {
+                Carrier::Twilio => world
+                    .state
+                    .twilio_numbers
+                    .iter()
+                    .any(|n| n.phone_number == call.to),
+                Carrier::Telnyx => world
+                    .state
+                    .telnyx_numbers
+                    .iter()
+                    .any(|n| n.phone_number == call.to),
+            };
+            if !owned {
+                return;
+            }
+            InboundCall {
+                to: call.to.clone(),
+                from: call.from.clone(),
+                forwarded_from: None,
+            }
+        };
+        // A number without a voice URL (or routed elsewhere) rings nothing the emulator
+        // reports: the error is the absence of a delivery.
+        let _ = match carrier {
+            Carrier::Twilio => twilio_inbound(&shared, &inbound).await,
+            Carrier::Telnyx => telnyx_inbound(&shared, &inbound).await,
+        };
+    });
+}
+
 /// Fetches an outbound call's TwiML/TeXML from its `Url` in the background, as the carriers do
 /// once the callee answers. The answer is only logged: the emulator does not run the markup.
 pub(crate) fn spawn_call_url(shared: &Arc<Shared>, call_id: String) {

@@ -11,6 +11,7 @@ use telephony_carrier::Provider;
 
 use crate::entity::{active_call, audit, call_record, idempotency, number};
 use crate::error::{RegistryError, Result};
+use crate::forwarding::forwarded_call;
 use crate::model::{Admission, AuditEntry, CallAdmission, CallRecord, CallUpdate, Number};
 use crate::registry::{Registry, new_id, now};
 
@@ -26,6 +27,7 @@ pub(crate) fn record_from_row(row: call_record::Model) -> CallRecord {
         duration_secs: row.duration_secs.and_then(|d| u64::try_from(d).ok()),
         started_at: row.started_at,
         ended_at: row.ended_at,
+        forwarded_from: None,
     }
 }
 
@@ -175,7 +177,39 @@ impl Registry {
             .limit(limit)
             .all(&self.db)
             .await?;
-        Ok(rows.into_iter().map(record_from_row).collect())
+        let records = rows.into_iter().map(record_from_row).collect();
+        self.with_forwarding(org_id, records).await
+    }
+
+    /// Fills in [`CallRecord::forwarded_from`] from the organization's forwarded calls (one
+    /// query for the whole page).
+    pub(crate) async fn with_forwarding(
+        &self,
+        org_id: &str,
+        mut records: Vec<CallRecord>,
+    ) -> Result<Vec<CallRecord>> {
+        let inbound: Vec<String> = records
+            .iter()
+            .filter(|r| r.direction == "inbound")
+            .map(|r| r.carrier_call_id.clone())
+            .collect();
+        if inbound.is_empty() {
+            return Ok(records);
+        }
+        let forwarded = forwarded_call::Entity::find()
+            .filter(forwarded_call::Column::OrgId.eq(org_id))
+            .filter(forwarded_call::Column::CarrierCallId.is_in(inbound))
+            .all(&self.db)
+            .await?;
+        for record in &mut records {
+            record.forwarded_from = forwarded
+                .iter()
+                .find(|f| {
+                    f.provider == record.provider && f.carrier_call_id == record.carrier_call_id
+                })
+                .map(|f| f.business_number.clone());
+        }
+        Ok(records)
     }
 
     /// Webhook idempotency: stores `response_body` as the answer to (`provider`, `key`) unless

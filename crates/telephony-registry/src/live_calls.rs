@@ -15,15 +15,15 @@ use std::future::Future;
 use std::sync::Arc;
 
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, TransactionTrait,
-    sea_query::Expr,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, TransactionTrait, sea_query::Expr,
 };
 use telephony_carrier::{
     CallTarget, Carrier, CarrierError, E164, OutboundCall, Provider, Recording,
 };
 
 use crate::calls::record_from_row;
-use crate::entity::{call_record, connection, number};
+use crate::entity::{call_record, connection, idempotency, number};
 use crate::error::{RegistryError, Result};
 use crate::model::{CallRecord, Direction, NumberStatus};
 use crate::registry::{Registry, Scope, new_id, now, provider_of};
@@ -368,12 +368,14 @@ impl Registry {
     /// [`RegistryError::NotFound`] when the organization has no such call (another
     /// organization's call included).
     pub async fn call(&self, org_id: &str, record_id: &str) -> Result<CallRecord> {
-        call_record::Entity::find_by_id(record_id.to_owned())
+        let record = call_record::Entity::find_by_id(record_id.to_owned())
             .filter(call_record::Column::OrgId.eq(org_id))
             .one(&self.db)
             .await?
             .map(record_from_row)
-            .ok_or(RegistryError::NotFound("call"))
+            .ok_or(RegistryError::NotFound("call"))?;
+        let mut records = self.with_forwarding(org_id, vec![record]).await?;
+        records.pop().ok_or(RegistryError::NotFound("call"))
     }
 
     /// An outbound call placed through [`Registry::place_outbound_call`], by record id, in any
@@ -625,6 +627,47 @@ impl Registry {
             .one(&self.db)
             .await?
             .ok_or_else(|| RegistryError::Conflict("idempotency record vanished".into()))?;
+        let completed = row.response_status.is_some() && row.response_body.is_some();
+        // An answer older than its time to live is forgotten (the sweep may not have run yet),
+        // and a claim older than its lease belongs to a request that died: either way the key
+        // is free again, taken with a compare-and-set on the claim's time.
+        let expired = if completed {
+            row.created_at < age_cutoff(self.config.idempotency_key_ttl)
+        } else {
+            row.fingerprint == fingerprint
+                && row.created_at < age_cutoff(self.config.idempotency_lease)
+        };
+        if expired {
+            let retaken = api_idempotency::Entity::update_many()
+                .col_expr(
+                    api_idempotency::Column::Fingerprint,
+                    Expr::value(fingerprint.to_owned()),
+                )
+                .col_expr(
+                    api_idempotency::Column::ResponseStatus,
+                    Expr::value(Option::<i32>::None),
+                )
+                .col_expr(
+                    api_idempotency::Column::ResponseBody,
+                    Expr::value(Option::<String>::None),
+                )
+                .col_expr(api_idempotency::Column::CreatedAt, Expr::value(now()))
+                .filter(api_idempotency::Column::OrgId.eq(org_id))
+                .filter(api_idempotency::Column::IdempotencyKey.eq(key))
+                .filter(api_idempotency::Column::CreatedAt.eq(row.created_at))
+                .exec(&self.db)
+                .await?;
+            if retaken.rows_affected == 1 {
+                if !completed {
+                    tracing::warn!(
+                        "an idempotency key's lease expired without an answer; claimed again"
+                    );
+                }
+                return Ok(IdempotencyClaim::Claimed);
+            }
+            // Another instance took it first: it is running now.
+            return Ok(IdempotencyClaim::InProgress);
+        }
         if row.fingerprint != fingerprint {
             return Ok(IdempotencyClaim::Reused);
         }
@@ -635,6 +678,48 @@ impl Registry {
             },
             _ => IdempotencyClaim::InProgress,
         })
+    }
+
+    /// Deletes expired idempotency records, at most `batch` of each kind per call: answers to
+    /// `Idempotency-Key`s older than [`crate::RegistryConfig::idempotency_key_ttl`] (and claims
+    /// that never got an answer, once that old) and stored webhook answers older than
+    /// [`crate::RegistryConfig::webhook_idempotency_ttl`]. Safe on several instances at once.
+    /// Returns how many rows of each were deleted (API keys, webhooks).
+    ///
+    /// # Errors
+    /// [`RegistryError::Database`].
+    pub async fn sweep_idempotency(&self, batch: u64) -> Result<(u64, u64)> {
+        let batch = batch.max(1);
+        let key_cutoff = age_cutoff(self.config.idempotency_key_ttl);
+        // Bounded: delete up to the `batch`-th oldest expired row (ties included).
+        let api_bound = api_idempotency::Entity::find()
+            .filter(api_idempotency::Column::CreatedAt.lt(key_cutoff))
+            .order_by_asc(api_idempotency::Column::CreatedAt)
+            .offset(batch - 1)
+            .one(&self.db)
+            .await?;
+        let mut api_delete = api_idempotency::Entity::delete_many()
+            .filter(api_idempotency::Column::CreatedAt.lt(key_cutoff));
+        if let Some(bound) = api_bound {
+            api_delete =
+                api_delete.filter(api_idempotency::Column::CreatedAt.lte(bound.created_at));
+        }
+        let api = api_delete.exec(&self.db).await?.rows_affected;
+
+        let hook_cutoff = age_cutoff(self.config.webhook_idempotency_ttl);
+        let hook_bound = idempotency::Entity::find()
+            .filter(idempotency::Column::CreatedAt.lt(hook_cutoff))
+            .order_by_asc(idempotency::Column::CreatedAt)
+            .offset(batch - 1)
+            .one(&self.db)
+            .await?;
+        let mut hook_delete = idempotency::Entity::delete_many()
+            .filter(idempotency::Column::CreatedAt.lt(hook_cutoff));
+        if let Some(bound) = hook_bound {
+            hook_delete = hook_delete.filter(idempotency::Column::CreatedAt.lte(bound.created_at));
+        }
+        let hooks = hook_delete.exec(&self.db).await?.rows_affected;
+        Ok((api, hooks))
     }
 
     /// Stores the answer to a claimed `Idempotency-Key`; later requests with the key get it.
@@ -664,6 +749,12 @@ impl Registry {
             .await?;
         Ok(())
     }
+}
+
+/// The time `age` ago.
+fn age_cutoff(age: std::time::Duration) -> chrono::DateTime<chrono::Utc> {
+    let age = chrono::Duration::from_std(age).unwrap_or(chrono::Duration::MAX);
+    now().checked_sub_signed(age).unwrap_or_default()
 }
 
 fn provider_named(name: &str) -> Option<Provider> {

@@ -10,7 +10,9 @@
 //! encrypted like any credential:
 //!
 //! - Twilio: a subaccount of the platform's account, created on the organization's first
-//!   purchase, so costs and reputation stay separate. The connection holds the subaccount's SID
+//!   purchase, so costs and reputation stay separate. Its FriendlyName names the organization:
+//!   when the database write recording a new subaccount fails (or the process dies), the next
+//!   attempt finds that subaccount at Twilio and reuses it rather than creating another. The connection holds the subaccount's SID
 //!   and (encrypted) Auth Token, which is also what Twilio signs the subaccount's webhooks with.
 //! - Telnyx: the platform's API key (encrypted, bound to the organization's row), public key and
 //!   TeXML application id.
@@ -223,7 +225,8 @@ pub struct ManagedOrder {
     pub updated_at: chrono::DateTime<chrono::Utc>,
 }
 
-/// What a pass of [`Registry::refresh_managed_orders`] did.
+/// What a pass of [`Registry::refresh_managed_orders`] did (purchases left `buying` by a dead
+/// process included).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct OrderRefresh {
     /// Orders the carrier completed: their numbers now exist.
@@ -264,6 +267,12 @@ fn parse_provider(text: &str) -> Result<Provider> {
             "unknown provider {other:?}"
         ))),
     }
+}
+
+/// The FriendlyName of an organization's Twilio subaccount: it names the organization, so a
+/// subaccount whose creation was never recorded is found again.
+fn subaccount_name(org_id: &str) -> String {
+    format!("telephony-gateway org {org_id}")
 }
 
 /// The audit scope of a call made with the platform's account itself (no organization
@@ -515,16 +524,37 @@ impl Registry {
                     number: None,
                     live: false,
                 };
-                let friendly_name = format!("telephony-gateway org {org_id}");
-                let (account, token) = self
+                // The name carries the organization id: a subaccount created by an attempt
+                // whose database write failed (or whose process died) is found and reused, never
+                // created twice.
+                let friendly_name = subaccount_name(org_id);
+                let existing = self
                     .audited(
                         &scope,
-                        "create_subaccount",
-                        true,
-                        client.create_subaccount(&friendly_name),
+                        "find_subaccount",
+                        false,
+                        client.find_subaccount(&friendly_name),
                     )
                     .await
                     .map_err(|e| RegistryError::from_carrier(&e))?;
+                let (account, token) = match existing {
+                    Some(found) => {
+                        tracing::info!(
+                            account = %found.0.account_id,
+                            "reusing the organization's twilio subaccount left by an earlier attempt"
+                        );
+                        found
+                    }
+                    None => self
+                        .audited(
+                            &scope,
+                            "create_subaccount",
+                            true,
+                            client.create_subaccount(&friendly_name),
+                        )
+                        .await
+                        .map_err(|e| RegistryError::from_carrier(&e))?,
+                };
                 (account.account_id, token, None, None)
             }
             CarrierCredentials::Telnyx(_) => {
@@ -911,12 +941,12 @@ impl Registry {
     /// [`RegistryError::Database`]. Carrier failures leave the order pending and are counted in
     /// [`OrderRefresh::still_pending`].
     pub async fn refresh_managed_orders(&self) -> Result<OrderRefresh> {
+        let mut report = self.reconcile_stuck_purchases().await?;
         let rows = managed_order::Entity::find()
             .filter(managed_order::Column::Status.eq(OrderStatus::Pending.as_str()))
             .order_by_asc(managed_order::Column::CreatedAt)
             .all(&self.db)
             .await?;
-        let mut report = OrderRefresh::default();
         for row in rows {
             if !self.claim_order(&row).await? {
                 continue;
@@ -932,6 +962,87 @@ impl Registry {
             }
         }
         Ok(report)
+    }
+
+    /// Purchases left `buying` by a process that died between recording the order and
+    /// recording the carrier's answer: once older than
+    /// [`crate::RegistryConfig::stale_operation_after`], each is claimed (compare-and-set on
+    /// its status and last change, so one instance takes it) and the carrier is asked whether
+    /// the account holds the number. If it does, the order is finished as a purchase; if not,
+    /// nothing was bought and the order is `failed`. A carrier that cannot be asked leaves the
+    /// order `buying`, for the next pass.
+    async fn reconcile_stuck_purchases(&self) -> Result<OrderRefresh> {
+        let stale = chrono::Duration::from_std(self.config.stale_operation_after)
+            .unwrap_or(chrono::Duration::MAX);
+        let cutoff = now().checked_sub_signed(stale).unwrap_or_default();
+        let rows = managed_order::Entity::find()
+            .filter(managed_order::Column::Status.eq(OrderStatus::Buying.as_str()))
+            .filter(managed_order::Column::UpdatedAt.lte(cutoff))
+            .order_by_asc(managed_order::Column::CreatedAt)
+            .all(&self.db)
+            .await?;
+        let mut report = OrderRefresh::default();
+        for row in rows {
+            let at = now();
+            let claimed = managed_order::Entity::update_many()
+                .col_expr(
+                    managed_order::Column::UpdatedAt,
+                    sea_orm::sea_query::Expr::value(at),
+                )
+                .col_expr(
+                    managed_order::Column::ClaimedAt,
+                    sea_orm::sea_query::Expr::value(Some(at)),
+                )
+                .filter(managed_order::Column::Id.eq(row.id.as_str()))
+                .filter(managed_order::Column::Status.eq(OrderStatus::Buying.as_str()))
+                .filter(managed_order::Column::UpdatedAt.eq(row.updated_at))
+                .exec(&self.db)
+                .await?;
+            if claimed.rows_affected != 1 {
+                continue;
+            }
+            let mut row = row;
+            row.updated_at = at;
+            row.claimed_at = Some(at);
+            match self.reconcile_purchase(&row).await {
+                Ok(OrderStatus::Completed) => report.completed += 1,
+                Ok(_) => report.failed += 1,
+                Err(error) => {
+                    tracing::warn!(%error, order = %row.id, "stuck managed purchase not reconciled yet");
+                    report.still_pending += 1;
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// Reads the carrier for one claimed `buying` order and records the answer.
+    async fn reconcile_purchase(&self, row: &managed_order::Model) -> Result<OrderStatus> {
+        let conn = self.connection_row(&row.org_id, &row.connection_id).await?;
+        let carrier = self.carrier_of(&conn)?;
+        let e164 = E164::parse(&row.e164).map_err(|_| {
+            RegistryError::Corrupt("a managed order holds an invalid number".into())
+        })?;
+        let scope = Scope {
+            org_id: &row.org_id,
+            connection_id: &conn.id,
+            number: Some(&row.e164),
+            live: true,
+        };
+        let found = self
+            .audited(&scope, "fetch_number", false, carrier.fetch_number(&e164))
+            .await;
+        match found {
+            Ok(owned) => {
+                self.finish_order(row, &conn, owned).await?;
+                Ok(OrderStatus::Completed)
+            }
+            Err(CarrierError::NotFound { .. }) => {
+                self.set_order(row, OrderStatus::Failed, None).await?;
+                Ok(OrderStatus::Failed)
+            }
+            Err(error) => Err(RegistryError::from_carrier(&error)),
+        }
     }
 
     /// Asks the carrier about one pending purchase of the organization now (an admin's

@@ -495,6 +495,9 @@ pub struct CallRecord {
     pub started_at: DateTime<Utc>,
     /// When it ended.
     pub ended_at: Option<DateTime<Utc>>,
+    /// For an inbound call that arrived forwarded: the business number the caller dialled
+    /// (the carrier's `ForwardedFrom`).
+    pub forwarded_from: Option<String>,
 }
 
 /// A call asking to be admitted (counted against the number's and its agent's concurrency

@@ -53,6 +53,7 @@ pub async fn emulator_with(change: impl FnOnce(&mut Seed)) -> Emulator {
 pub fn twilio_config(emulator: &Emulator) -> TwilioConfig {
     TwilioConfig {
         base_url: Some(emulator.twilio_base_url()),
+        pricing_base_url: Some(emulator.twilio_pricing_base_url()),
         timeouts: timeouts(),
         retry: retry(),
         page_size: 2,

@@ -361,3 +361,39 @@ async fn a_subaccount_is_created_and_its_token_works() {
     );
     assert_eq!(sub.verify_credentials().await.unwrap(), account);
 }
+
+#[tokio::test]
+async fn a_search_shows_the_monthly_cost_from_the_pricing_api() {
+    let emulator = emulator().await;
+    let client = twilio(&emulator);
+    let query = AvailableQuery {
+        country: "US".to_owned(),
+        area_code: Some("415".to_owned()),
+        number_type: NumberType::Local,
+        limit: 5,
+    };
+    let found = client.search_available(&query).await.unwrap();
+    assert_eq!(found[0].monthly_cost.as_deref(), Some("1.15"));
+    assert_eq!(found[0].currency.as_deref(), Some("USD"));
+    let pricing = emulator
+        .state()
+        .requests
+        .into_iter()
+        .filter(|r| r.path == "/pricing/v1/PhoneNumbers/Countries/US" && r.method == "GET")
+        .count();
+    assert_eq!(pricing, 1, "one read of the country's prices");
+
+    // Without the Pricing API the numbers are still listed, without a cost.
+    emulator.add_fault(telephony_emulator::Fault {
+        method: Some("GET".into()),
+        path: "/pricing/v1/PhoneNumbers/Countries/US".into(),
+        status: Some(500),
+        delay_ms: 0,
+        drop_connection: false,
+        times: None,
+    });
+    let found = client.search_available(&query).await.unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].monthly_cost, None);
+    assert_eq!(found[0].currency, None);
+}

@@ -427,3 +427,95 @@ async fn an_unreachable_voice_url_falls_back_to_the_fallback_url() {
     assert_eq!(hook.header("x-twilio-signature"), Some(want.as_str()));
     emulator.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_call_placed_to_an_owned_number_rings_its_voice_url() {
+    let receiver = Receiver::start().await;
+    let voice_url = receiver.url("/voice");
+    let emulator = start(seed(Some(&voice_url), None)).await;
+    let api = Api::new(&emulator);
+    let answer_url = receiver.url("/answer");
+    // From the number to itself, as a gateway's test call does.
+    let created = api
+        .twilio_post(
+            &twilio_path(TW_SID, "/Calls.json"),
+            TW_SID,
+            TW_TOKEN,
+            &[
+                ("To", "+14155550100"),
+                ("From", "+14155550100"),
+                ("Url", &answer_url),
+            ],
+        )
+        .await;
+    assert_eq!(created.status, 201);
+    let mut requests = receiver.wait_for(2).await;
+    requests.sort_by(|a, b| a.url.cmp(&b.url));
+    let (answer, inbound) = (&requests[0], &requests[1]);
+    assert_eq!(answer.url, answer_url);
+    assert_eq!(inbound.url, voice_url);
+    assert_eq!(inbound.param("Direction").as_deref(), Some("inbound"));
+    assert_eq!(inbound.param("To").as_deref(), Some("+14155550100"));
+    assert_eq!(inbound.param("From").as_deref(), Some("+14155550100"));
+    assert_ne!(
+        inbound.param("CallSid"),
+        answer.param("CallSid"),
+        "two legs"
+    );
+    let want = independent_twilio_signature(TW_TOKEN, &inbound.url, inbound.form());
+    assert_eq!(inbound.header("x-twilio-signature"), Some(want.as_str()));
+
+    // A call to a number the emulator does not hold rings nothing.
+    api.twilio_post(
+        &twilio_path(TW_SID, "/Calls.json"),
+        TW_SID,
+        TW_TOKEN,
+        &[
+            ("To", "+15550001111"),
+            ("From", "+14155550100"),
+            ("Url", &answer_url),
+        ],
+    )
+    .await;
+    let requests = receiver.wait_for(3).await;
+    assert_eq!(requests[2].url, answer_url);
+    assert_eq!(
+        emulator
+            .state()
+            .webhooks
+            .iter()
+            .filter(|w| w.kind == "voice")
+            .count(),
+        1
+    );
+    emulator.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_pricing_api_gives_the_monthly_price_of_numbers_for_sale() {
+    let emulator = start(seed(None, None)).await;
+    let api = Api::new(&emulator);
+    let prices = api
+        .twilio_get("/pricing/v1/PhoneNumbers/Countries/US", TW_SID, TW_TOKEN)
+        .await;
+    assert_eq!(prices.status, 200, "{}", prices.json);
+    assert_eq!(prices.json["iso_country"], "US");
+    assert_eq!(prices.json["price_unit"], "USD");
+    let local = prices.json["phone_number_prices"]
+        .as_array()
+        .expect("prices")
+        .iter()
+        .find(|p| p["number_type"] == "local")
+        .expect("local price");
+    assert_eq!(local["current_price"], 1.15);
+    assert_eq!(local["base_price"], 1.15);
+    let unknown = api
+        .twilio_get("/pricing/v1/PhoneNumbers/Countries/ZZ", TW_SID, TW_TOKEN)
+        .await;
+    assert_eq!(unknown.status, 404);
+    let refused = api
+        .twilio_get("/pricing/v1/PhoneNumbers/Countries/US", TW_SID, "wrong")
+        .await;
+    assert_eq!(refused.status, 401);
+    emulator.shutdown().await;
+}

@@ -255,3 +255,164 @@ db_test!(an_idempotency_key_is_claimed_once_per_organization, |env| {
         IdempotencyClaim::Claimed
     );
 });
+
+/// The same database seen by an instance with other idempotency settings.
+async fn with_idempotency(
+    env: &crate::harness::Env,
+    lease: std::time::Duration,
+    key_ttl: std::time::Duration,
+    webhook_ttl: std::time::Duration,
+) -> Registry {
+    let mut config = env.registry.config().clone();
+    config.idempotency_lease = lease;
+    config.idempotency_key_ttl = key_ttl;
+    config.webhook_idempotency_ttl = webhook_ttl;
+    Registry::new(
+        crate::harness::connect(&env.url).await,
+        env.keyring.clone(),
+        env.factory.clone(),
+        config,
+    )
+}
+
+db_test!(
+    a_key_held_by_a_dead_request_is_claimed_again_after_its_lease,
+    |env| {
+        use std::time::Duration;
+        let org = env.registry.create_organization("Acme").await.expect("org");
+        let day = Duration::from_secs(86_400);
+        assert_eq!(
+            env.registry
+                .claim_idempotency_key(&org.id, "key-1", "fp-a")
+                .await
+                .expect("claim"),
+            IdempotencyClaim::Claimed
+        );
+        // Within the lease (5 minutes by default) the key is in progress.
+        assert_eq!(
+            env.registry
+                .claim_idempotency_key(&org.id, "key-1", "fp-a")
+                .await
+                .expect("claim"),
+            IdempotencyClaim::InProgress
+        );
+        // Past the lease, the request is taken for dead: one instance re-claims, the next sees it
+        // in progress again; another body is still refused.
+        let expired = with_idempotency(&env, Duration::ZERO, day, day).await;
+        assert_eq!(
+            expired
+                .claim_idempotency_key(&org.id, "key-1", "fp-b")
+                .await
+                .expect("claim"),
+            IdempotencyClaim::Reused
+        );
+        assert_eq!(
+            expired
+                .claim_idempotency_key(&org.id, "key-1", "fp-a")
+                .await
+                .expect("claim"),
+            IdempotencyClaim::Claimed
+        );
+        assert_eq!(
+            env.registry
+                .claim_idempotency_key(&org.id, "key-1", "fp-a")
+                .await
+                .expect("claim"),
+            IdempotencyClaim::InProgress
+        );
+        expired
+            .complete_idempotency_key(&org.id, "key-1", 201, "{\"id\":\"second\"}")
+            .await
+            .expect("complete");
+        // A completed key is not leased: it replays, however old its claim.
+        assert_eq!(
+            expired
+                .claim_idempotency_key(&org.id, "key-1", "fp-a")
+                .await
+                .expect("claim"),
+            IdempotencyClaim::Replay {
+                status: 201,
+                body: "{\"id\":\"second\"}".into()
+            }
+        );
+    }
+);
+
+db_test!(
+    expired_idempotency_records_are_swept_in_bounded_batches,
+    |env| {
+        use std::time::Duration;
+        use telephony_carrier::Provider;
+        let org = env.registry.create_organization("Acme").await.expect("org");
+        for key in ["k1", "k2", "k3"] {
+            env.registry
+                .claim_idempotency_key(&org.id, key, "fp")
+                .await
+                .expect("claim");
+            env.registry
+                .complete_idempotency_key(&org.id, key, 200, "{}")
+                .await
+                .expect("complete");
+        }
+        for key in ["CA1:completed", "CA2:completed"] {
+            env.registry
+                .remember_response(Provider::Twilio, key, "<Response/>")
+                .await
+                .expect("remember");
+        }
+        // Nothing is old enough under the defaults (24 h and 48 h).
+        assert_eq!(
+            env.registry.sweep_idempotency(10).await.expect("sweep"),
+            (0, 0)
+        );
+        assert_eq!(
+            env.registry
+                .claim_idempotency_key(&org.id, "k1", "fp")
+                .await
+                .expect("claim"),
+            IdempotencyClaim::Replay {
+                status: 200,
+                body: "{}".into()
+            }
+        );
+
+        let day = Duration::from_secs(86_400);
+        // Keys expire; webhook answers are kept longer.
+        let keys_expired = with_idempotency(&env, Duration::ZERO, Duration::ZERO, day).await;
+        assert_eq!(
+            keys_expired.sweep_idempotency(2).await.expect("sweep"),
+            (2, 0)
+        );
+        assert_eq!(
+            keys_expired.sweep_idempotency(2).await.expect("sweep"),
+            (1, 0)
+        );
+        assert_eq!(
+            env.registry
+                .claim_idempotency_key(&org.id, "k1", "another body")
+                .await
+                .expect("claim"),
+            IdempotencyClaim::Claimed,
+            "an expired key is free again"
+        );
+        assert!(
+            env.registry
+                .stored_response(Provider::Twilio, "CA1:completed")
+                .await
+                .expect("read")
+                .is_some()
+        );
+        let all_expired = with_idempotency(&env, Duration::ZERO, day, Duration::ZERO).await;
+        assert_eq!(
+            all_expired.sweep_idempotency(10).await.expect("sweep"),
+            (0, 2)
+        );
+        assert!(
+            env.registry
+                .stored_response(Provider::Twilio, "CA1:completed")
+                .await
+                .expect("read")
+                .is_none()
+        );
+    }
+);

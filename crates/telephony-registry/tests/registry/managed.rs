@@ -441,3 +441,158 @@ db_test!(forwarded_business_numbers_are_stored_per_target, |env| {
         "not_found"
     );
 });
+
+db_test!(
+    purchases_left_buying_by_a_dead_process_are_reconciled,
+    |env| {
+        use sea_orm::ConnectionTrait;
+        let registry = managed(&env).await;
+        let org = registry.create_organization("Acme").await.expect("org").id;
+        let (order, number) = registry
+            .buy_managed_number(&org, Provider::Twilio, "+14155550901")
+            .await
+            .expect("buy");
+        let number = number.expect("bought at once");
+        // The process died after the carrier sold the number, before the database heard of it;
+        // and another died before the carrier was asked for +14155550902.
+        env.db
+            .execute_unprepared(&format!("DELETE FROM numbers WHERE id = '{}'", number.id))
+            .await
+            .expect("forget the number");
+        env.db
+            .execute_unprepared(&format!(
+                "UPDATE managed_orders SET status = 'buying', number_id = NULL WHERE id = '{}'",
+                order.id
+            ))
+            .await
+            .expect("back to buying");
+        env.db
+            .execute_unprepared(&format!(
+                "INSERT INTO managed_orders (id, org_id, connection_id, provider, e164, order_id, \
+             status, number_id, claimed_at, created_at, updated_at) \
+             SELECT 'never-asked', org_id, connection_id, provider, '+14155550902', NULL, \
+             'buying', NULL, NULL, created_at, updated_at FROM managed_orders WHERE id = '{}'",
+                order.id
+            ))
+            .await
+            .expect("second stuck order");
+
+        // After a restart (the stale threshold is zero in these tests), the job reconciles both.
+        let restarted = managed(&env).await;
+        let report = restarted.refresh_managed_orders().await.expect("refresh");
+        assert_eq!((report.completed, report.failed), (1, 1), "{report:?}");
+        let finished = restarted
+            .managed_order(&org, &order.id)
+            .await
+            .expect("order");
+        assert_eq!(finished.status, OrderStatus::Completed);
+        let number_id = finished.number_id.expect("number recorded");
+        let recovered = restarted.number(&org, &number_id).await.expect("number");
+        assert_eq!(recovered.e164, "+14155550901");
+        assert_eq!(recovered.webhook_mode, WebhookMode::Managed);
+        assert_eq!(
+            restarted
+                .managed_order(&org, "never-asked")
+                .await
+                .expect("order")
+                .status,
+            OrderStatus::Failed
+        );
+        assert!(
+            env.emulator
+                .state()
+                .twilio_numbers
+                .iter()
+                .all(|n| n.phone_number != "+14155550902"),
+            "reconciling buys nothing"
+        );
+        // A second pass, on any instance, finds nothing left.
+        let again = registry.refresh_managed_orders().await.expect("refresh");
+        assert_eq!((again.completed, again.failed), (0, 0));
+    }
+);
+
+db_test!(
+    a_subaccount_whose_creation_was_never_recorded_is_reused,
+    |env| {
+        use sea_orm::ConnectionTrait;
+        use telephony_carrier::{TwilioAuth, TwilioClient, TwilioConfig, TwilioCredentials};
+        let registry = managed(&env).await;
+        let org = registry.create_organization("Acme").await.expect("org").id;
+        // An earlier attempt created the subaccount at Twilio, then its database write failed
+        // (the claim it wrote is left `creating`).
+        let parent = TwilioClient::new(
+            &TwilioConfig {
+                base_url: Some(env.emulator.twilio_base_url()),
+                ..TwilioConfig::default()
+            },
+            TwilioCredentials {
+                account_sid: TWILIO_SID.to_owned(),
+                auth: TwilioAuth::AuthToken(SecretString::new(TWILIO_TOKEN)),
+            },
+        )
+        .expect("client");
+        let (orphan, _) = parent
+            .create_subaccount(&format!("telephony-gateway org {org}"))
+            .await
+            .expect("subaccount");
+        env.db
+            .execute_unprepared(&format!(
+                "INSERT INTO managed_accounts (org_id, provider, connection_id, state, created_at, \
+             updated_at) SELECT id, 'twilio', NULL, 'creating', created_at, created_at \
+             FROM organizations WHERE id = '{org}'"
+            ))
+            .await
+            .expect("claim left behind");
+        // Another organization's subaccount is not taken.
+        parent
+            .create_subaccount("telephony-gateway org someone-else")
+            .await
+            .expect("subaccount");
+        let subaccounts = || {
+            env.emulator
+                .state()
+                .twilio_accounts
+                .into_iter()
+                .filter(|a| a.owner_account_sid.as_deref() == Some(TWILIO_SID))
+                .count()
+        };
+        assert_eq!(subaccounts(), 2);
+
+        // The next purchase (the claim is stale) finds the subaccount and reuses it.
+        let (_, number) = registry
+            .buy_managed_number(&org, Provider::Twilio, "+14155550901")
+            .await
+            .expect("buy");
+        let number = number.expect("bought at once");
+        assert_eq!(
+            subaccounts(),
+            2,
+            "no second subaccount for the organization"
+        );
+        let conn = registry
+            .connection(&org, &number.connection_id)
+            .await
+            .expect("managed connection");
+        assert_eq!(conn.account_id, orphan.account_id);
+        assert_eq!(
+            env.twilio_number("+14155550901").account_sid,
+            orphan.account_id
+        );
+        let audit = registry.audit_log(&org, 50).await.expect("audit");
+        assert!(audit.iter().any(|e| e.action == "find_subaccount"));
+        assert!(audit.iter().all(|e| e.action != "create_subaccount"));
+
+        // A new organization still gets a new one.
+        let other = registry
+            .create_organization("Globex")
+            .await
+            .expect("org")
+            .id;
+        registry
+            .buy_managed_number(&other, Provider::Twilio, "+14155550902")
+            .await
+            .expect("buy");
+        assert_eq!(subaccounts(), 3);
+    }
+);

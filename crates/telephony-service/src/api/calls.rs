@@ -50,6 +50,8 @@ pub struct CallView {
     pub started_at: DateTime<Utc>,
     /// When it ended.
     pub ended_at: Option<DateTime<Utc>>,
+    /// For an inbound call that arrived forwarded: the business number the caller dialled.
+    pub forwarded_from: Option<String>,
 }
 
 impl From<CallRecord> for CallView {
@@ -64,6 +66,7 @@ impl From<CallRecord> for CallView {
             duration_secs: c.duration_secs,
             started_at: c.started_at,
             ended_at: c.ended_at,
+            forwarded_from: c.forwarded_from,
         }
     }
 }

@@ -5,7 +5,10 @@
 //! stores its answer, whatever it was; a later request with the same key and the same method,
 //! path and body gets that answer again (with `Idempotent-Replayed: true`) and does nothing.
 //! The same key with another request answers 409 `idempotency_key_reused`; a key whose first
-//! request is still running answers 409 `idempotency_key_in_progress`.
+//! request is still running answers 409 `idempotency_key_in_progress`. A claim is a lease
+//! (`TELEPHONY_IDEMPOTENCY_LEASE_SECS`, 5 minutes by default): a request that died without
+//! answering frees its key once the lease is over, and the next request with it runs. Answers
+//! are kept 24 hours (`TELEPHONY_IDEMPOTENCY_KEY_TTL_SECS`), then the key is free again.
 //!
 //! The first answer is stored even when it is an error: a carrier that failed or timed out while
 //! placing a call may still have placed it, and only a new key says "try again".

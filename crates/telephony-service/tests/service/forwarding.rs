@@ -157,6 +157,38 @@ async fn a_forwarded_call_is_recorded_with_the_business_number_and_routed_by_it(
         "{}",
         after.body
     );
+
+    // The call listing shows every inbound call, the forwarded ones with the business number.
+    let (status, calls) = gateway.call("GET", "/v1/calls", Some(&key), None).await;
+    assert_eq!(status, StatusCode::OK, "{calls}");
+    let forwarded_from = |call_id: &str| {
+        let call = calls["data"]
+            .as_array()
+            .expect("list")
+            .iter()
+            .find(|c| c["carrier_call_id"] == call_id)
+            .unwrap_or_else(|| panic!("{call_id} listed: {calls}"));
+        assert_eq!(call["number"], "+14155550101");
+        assert_eq!(call["direction"], "inbound");
+        call["forwarded_from"].clone()
+    };
+    assert_eq!(forwarded_from(&delivery.call_id), BUSINESS);
+    assert_eq!(forwarded_from(&unknown.call_id), "+12125550999");
+    assert_eq!(forwarded_from(&after.call_id), BUSINESS);
+    assert!(forwarded_from(&direct.call_id).is_null());
+    let id = calls["data"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .find(|c| c["carrier_call_id"] == delivery.call_id.as_str())
+        .and_then(|c| c["id"].as_str())
+        .expect("id")
+        .to_owned();
+    let (status, one) = gateway
+        .call("GET", &format!("/v1/calls/{id}"), Some(&key), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{one}");
+    assert_eq!(one["forwarded_from"], BUSINESS);
 }
 
 #[tokio::test]

@@ -79,6 +79,7 @@ impl ManagedGateway {
         let clients = CarrierClients::new(
             TwilioConfig {
                 base_url: Some(emulator.twilio_base_url()),
+                pricing_base_url: Some(emulator.twilio_pricing_base_url()),
                 ..TwilioConfig::default()
             },
             TelnyxConfig {
@@ -243,7 +244,9 @@ async fn search_and_buy_on_twilio_use_one_subaccount_per_organization() {
         .collect();
     assert_eq!(numbers, ["+14155550901", "+14155550902"]);
     assert_eq!(found["data"][0]["capabilities"]["voice"], true);
-    assert!(found["data"][0].get("monthly_cost").is_some());
+    // Twilio's search has no cost: it comes from the Pricing API, per type of number.
+    assert_eq!(found["data"][0]["monthly_cost"], "1.15", "{found}");
+    assert_eq!(found["data"][0]["currency"], "USD", "{found}");
     let (status, toll_free) = gateway
         .call(
             "GET",
@@ -254,6 +257,7 @@ async fn search_and_buy_on_twilio_use_one_subaccount_per_organization() {
         .await;
     assert_eq!(status, StatusCode::OK, "{toll_free}");
     assert_eq!(toll_free["data"][0]["e164"], "+18005550904");
+    assert_eq!(toll_free["data"][0]["monthly_cost"], "2.15", "{toll_free}");
     assert!(
         subaccounts(&gateway).is_empty(),
         "searching creates nothing"
@@ -630,4 +634,122 @@ async fn a_managed_number_is_released_and_an_imported_one_never() {
         .collect();
     assert_eq!(releases.len(), 1);
     assert_eq!(releases[0]["number"], "+14155550901");
+}
+
+#[tokio::test]
+async fn a_managed_number_cannot_be_switched_to_outbound_only() {
+    let gateway = ManagedGateway::start().await;
+    let (_, key) = gateway.org("Acme").await;
+    let (status, bought) = gateway
+        .call(
+            "POST",
+            "/v1/managed/numbers",
+            &key,
+            Some(json!({"provider": "twilio", "e164": "+14155550901"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{bought}");
+    let id = bought["number"]["id"].as_str().expect("id").to_owned();
+    let voice_url = format!("{}/webhooks/twilio/voice", gateway.public_url);
+
+    for dry_run in [false, true] {
+        let (status, body) = gateway
+            .call(
+                "PATCH",
+                &format!("/v1/numbers/{id}"),
+                &key,
+                Some(json!({"webhook_mode": "outbound_only", "nickname": "x", "dry_run": dry_run})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CONFLICT, "{body}");
+        assert_eq!(code(&body), "managed_number_mode_fixed");
+    }
+    let (_, number) = gateway
+        .call("GET", &format!("/v1/numbers/{id}"), &key, None)
+        .await;
+    assert_eq!(number["webhook_mode"], "managed", "nothing changed");
+    assert!(number["nickname"].is_null(), "nothing changed: {number}");
+    let at_carrier = gateway
+        .emulator
+        .state()
+        .twilio_numbers
+        .into_iter()
+        .find(|n| n.phone_number == "+14155550901")
+        .and_then(|n| n.voice_url);
+    assert_eq!(at_carrier.as_deref(), Some(voice_url.as_str()));
+
+    // The registry refuses it too, whoever asks.
+    let number = gateway
+        .registry
+        .number_by_e164("+14155550901")
+        .await
+        .expect("db")
+        .expect("number");
+    let refused = gateway
+        .registry
+        .set_webhook_mode(
+            &number.org_id,
+            &number.id,
+            telephony_registry::WebhookMode::OutboundOnly,
+            false,
+        )
+        .await;
+    assert!(
+        matches!(refused, Err(telephony_registry::RegistryError::Conflict(_))),
+        "{refused:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_test_call_of_a_managed_number_goes_through_the_organizations_subaccount() {
+    let gateway = ManagedGateway::start().await;
+    let (_, key) = gateway.org("Acme").await;
+    let (status, bought) = gateway
+        .call(
+            "POST",
+            "/v1/managed/numbers",
+            &key,
+            Some(json!({"provider": "twilio", "e164": "+14155550901"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{bought}");
+    let id = bought["number"]["id"].as_str().expect("id").to_owned();
+    let (status, agent) = gateway
+        .call(
+            "POST",
+            "/v1/agents",
+            &key,
+            Some(json!({"name": "Ada", "target": "wss://agents.example/ada"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{agent}");
+    let (status, body) = gateway
+        .call(
+            "PATCH",
+            &format!("/v1/numbers/{id}"),
+            &key,
+            Some(json!({"agent_id": agent["id"]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    let (status, report) = gateway
+        .call("POST", &format!("/v1/numbers/{id}/test-call"), &key, None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert_eq!(report["reached"], true, "{report}");
+    assert_eq!(report["agent_id"], agent["id"]);
+    let subaccount = subaccounts(&gateway)[0].sid.clone();
+    let placed: Vec<_> = gateway
+        .emulator
+        .state()
+        .calls
+        .into_iter()
+        .filter(|c| c.direction.starts_with("outbound"))
+        .collect();
+    assert_eq!(placed.len(), 1);
+    assert_eq!(
+        placed[0].account_sid, subaccount,
+        "never the platform's own account"
+    );
 }
