@@ -4,12 +4,14 @@
 
 use std::collections::HashSet;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
-    QueryOrder, TransactionTrait, sea_query::Expr,
+    QueryOrder, QuerySelect, TransactionTrait, sea_query::Expr,
 };
 use telephony_carrier::{
-    CarrierError, E164, InboundConfig, Provider, TelnyxVoiceConfig, TwilioVoiceConfig,
+    CarrierError, E164, InboundConfig, PageCursor, Provider, TelnyxVoiceConfig, TwilioVoiceConfig,
 };
 
 use crate::entity::{connection, number};
@@ -74,6 +76,35 @@ pub(crate) fn same_routing(a: &InboundConfig, b: &InboundConfig) -> bool {
     }
 }
 
+/// One page of a carrier account's numbers, for the import picker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountNumberPage {
+    /// The numbers of this page.
+    pub numbers: Vec<AccountNumber>,
+    /// The opaque cursor of the next page; `None` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+fn invalid_cursor() -> RegistryError {
+    RegistryError::InvalidRequest("invalid cursor".into())
+}
+
+/// The carrier's cursor, made opaque (base64url) so clients do not come to depend on its form.
+fn encode_cursor(cursor: &PageCursor) -> String {
+    URL_SAFE_NO_PAD.encode(cursor.0.as_bytes())
+}
+
+fn decode_cursor(text: &str) -> Result<PageCursor> {
+    let bytes = URL_SAFE_NO_PAD
+        .decode(text.trim())
+        .map_err(|_| invalid_cursor())?;
+    let inner = String::from_utf8(bytes).map_err(|_| invalid_cursor())?;
+    if inner.is_empty() {
+        return Err(invalid_cursor());
+    }
+    Ok(PageCursor(inner))
+}
+
 impl Registry {
     /// The inbound configuration a `managed` number of this connection gets.
     pub(crate) fn managed_config(&self, row: &connection::Model) -> Result<InboundConfig> {
@@ -108,7 +139,8 @@ impl Registry {
     }
 
     /// The account's numbers for the import picker, each marked when it is already imported.
-    /// Only voice-capable numbers unless `include_non_voice`. Pages are walked one at a time.
+    /// Only voice-capable numbers unless `include_non_voice`. Walks every page of the account
+    /// into one list: for large accounts use [`Registry::list_account_numbers_page`].
     ///
     /// # Errors
     /// [`RegistryError::NotFound`]; a carrier error (a 401 also marks the connection degraded).
@@ -118,6 +150,43 @@ impl Registry {
         connection_id: &str,
         include_non_voice: bool,
     ) -> Result<Vec<AccountNumber>> {
+        let mut out = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let page = self
+                .list_account_numbers_page(
+                    org_id,
+                    connection_id,
+                    include_non_voice,
+                    cursor.as_deref(),
+                )
+                .await?;
+            out.extend(page.numbers);
+            match page.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        Ok(out)
+    }
+
+    /// One page of the account's numbers for the import picker: one carrier page per call, so
+    /// an account of any size is listed in bounded memory. Pass `None` for the first page, then
+    /// each page's `next_cursor` (an opaque token) until it is `None`. A page may hold fewer
+    /// numbers than the carrier's page size (non-voice numbers are left out unless
+    /// `include_non_voice`), even none.
+    ///
+    /// # Errors
+    /// [`RegistryError::NotFound`]; [`RegistryError::InvalidRequest`] for a cursor this listing
+    /// did not hand out; a carrier error (a 401 also marks the connection degraded).
+    pub async fn list_account_numbers_page(
+        &self,
+        org_id: &str,
+        connection_id: &str,
+        include_non_voice: bool,
+        cursor: Option<&str>,
+    ) -> Result<AccountNumberPage> {
+        let carrier_cursor = cursor.map(decode_cursor).transpose()?;
         let row = self.connection_row(org_id, connection_id).await?;
         let carrier = self.carrier_of(&row)?;
         let scope = Scope {
@@ -126,48 +195,55 @@ impl Registry {
             number: None,
             live: true,
         };
-        let mut out = Vec::new();
-        let mut cursor = None;
-        loop {
-            let page = self
-                .audited(
-                    &scope,
-                    "list_numbers",
-                    false,
-                    carrier.list_numbers(cursor.as_ref()),
-                )
-                .await
-                .map_err(|e| RegistryError::from_carrier(&e))?;
-            let wanted: Vec<_> = page
-                .numbers
+        let page = self
+            .audited(
+                &scope,
+                "list_numbers",
+                false,
+                carrier.list_numbers(carrier_cursor.as_ref()),
+            )
+            .await
+            .map_err(|e| match e {
+                // The carrier client refuses a cursor that is not one of its own next pages
+                // before sending anything.
+                CarrierError::Rejected { ref code, .. }
+                    if carrier_cursor.is_some() && code == "invalid_cursor" =>
+                {
+                    invalid_cursor()
+                }
+                CarrierError::Protocol(_) if carrier_cursor.is_some() => invalid_cursor(),
+                e => RegistryError::from_carrier(&e),
+            })?;
+        let wanted: Vec<_> = page
+            .numbers
+            .into_iter()
+            .filter(|n| include_non_voice || n.capabilities.voice)
+            .collect();
+        let e164s: Vec<&str> = wanted.iter().map(|n| n.e164.as_str()).collect();
+        let imported: HashSet<String> = if e164s.is_empty() {
+            HashSet::new()
+        } else {
+            number::Entity::find()
+                .filter(number::Column::E164.is_in(e164s))
+                .all(&self.db)
+                .await?
                 .into_iter()
-                .filter(|n| include_non_voice || n.capabilities.voice)
-                .collect();
-            let e164s: Vec<&str> = wanted.iter().map(|n| n.e164.as_str()).collect();
-            let imported: HashSet<String> = if e164s.is_empty() {
-                HashSet::new()
-            } else {
-                number::Entity::find()
-                    .filter(number::Column::E164.is_in(e164s))
-                    .all(&self.db)
-                    .await?
-                    .into_iter()
-                    .map(|n| n.e164)
-                    .collect()
-            };
-            out.extend(wanted.into_iter().map(|n| AccountNumber {
-                already_imported: imported.contains(n.e164.as_str()),
-                e164: n.e164.to_string(),
-                carrier_id: n.carrier_id,
-                friendly_name: n.friendly_name,
-                voice_capable: n.capabilities.voice,
-            }));
-            match page.next {
-                Some(next) => cursor = Some(next),
-                None => break,
-            }
-        }
-        Ok(out)
+                .map(|n| n.e164)
+                .collect()
+        };
+        Ok(AccountNumberPage {
+            numbers: wanted
+                .into_iter()
+                .map(|n| AccountNumber {
+                    already_imported: imported.contains(n.e164.as_str()),
+                    e164: n.e164.to_string(),
+                    carrier_id: n.carrier_id,
+                    friendly_name: n.friendly_name,
+                    voice_capable: n.capabilities.voice,
+                })
+                .collect(),
+            next_cursor: page.next.map(|c| encode_cursor(&c)),
+        })
     }
 
     async fn already_imported(&self, e164: &E164) -> Result<bool> {
@@ -412,6 +488,46 @@ impl Registry {
             .collect()
     }
 
+    /// A page of the organization's numbers in a stable order (by id, which grows with
+    /// creation time): at most `limit` numbers (1 to 1,000) after the number `after` (the last
+    /// id of the previous page; `None` for the first page). Returns the numbers and the id to
+    /// pass as `after` for the next page, `None` on the last page.
+    ///
+    /// # Errors
+    /// [`RegistryError::InvalidRequest`] for a `limit` out of range; [`RegistryError::Database`].
+    pub async fn list_numbers_page(
+        &self,
+        org_id: &str,
+        limit: u64,
+        after: Option<&str>,
+    ) -> Result<(Vec<Number>, Option<String>)> {
+        if !(1..=1_000).contains(&limit) {
+            return Err(RegistryError::InvalidRequest(
+                "limit is from 1 to 1000".into(),
+            ));
+        }
+        let mut query = number::Entity::find()
+            .filter(number::Column::OrgId.eq(org_id))
+            .order_by_asc(number::Column::Id);
+        if let Some(after) = after {
+            query = query.filter(number::Column::Id.gt(after));
+        }
+        // One more than asked tells whether a next page exists without a count.
+        let mut rows = query.limit(limit + 1).all(&self.db).await?;
+        let more = rows.len() as u64 > limit;
+        rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        let next = if more {
+            rows.last().map(|r| r.id.clone())
+        } else {
+            None
+        };
+        let numbers = rows
+            .into_iter()
+            .map(number_from_row)
+            .collect::<Result<Vec<_>>>()?;
+        Ok((numbers, next))
+    }
+
     /// The routable number with this E.164 (any organization): the first lookup of the inbound
     /// call path. A number still being imported is not routable yet.
     ///
@@ -498,6 +614,16 @@ impl Registry {
                     changes: vec![],
                 }
             });
+        }
+        if mode == WebhookMode::OutboundOnly
+            && self
+                .managed_connection_ids(org_id)
+                .await?
+                .contains(&row.connection_id)
+        {
+            return Err(RegistryError::Conflict(
+                "a managed number always points at the gateway".into(),
+            ));
         }
         let conn = self.connection_row(org_id, &row.connection_id).await?;
         let carrier = self.carrier_of(&conn)?;

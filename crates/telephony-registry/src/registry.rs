@@ -91,6 +91,15 @@ pub struct RegistryConfig {
     /// after this long, and its row is deleted by [`Registry::sweep_stale_calls`] (run by
     /// [`Registry::recover_pending_operations`]). Default: 4 hours.
     pub max_call_age: Duration,
+    /// How long a request holds an `Idempotency-Key` it claimed without answering: after this
+    /// lease the request is taken for dead and the key can be claimed again. Default: 5 minutes.
+    pub idempotency_lease: Duration,
+    /// How long the answer to an `Idempotency-Key` is kept (then the key is free again), and
+    /// a webhook's stored answer; swept by [`Registry::sweep_idempotency`]. Defaults: 24 and 48
+    /// hours.
+    pub idempotency_key_ttl: Duration,
+    /// How long a webhook's stored answer is kept (carriers retry within hours at most).
+    pub webhook_idempotency_ttl: Duration,
 }
 
 impl RegistryConfig {
@@ -104,6 +113,9 @@ impl RegistryConfig {
             twilio_region: "us1".to_owned(),
             stale_operation_after: Duration::from_secs(120),
             max_call_age: Duration::from_secs(4 * 3600),
+            idempotency_lease: Duration::from_secs(300),
+            idempotency_key_ttl: Duration::from_secs(24 * 3600),
+            webhook_idempotency_ttl: Duration::from_secs(48 * 3600),
         }
     }
 }
@@ -121,6 +133,10 @@ pub struct Registry {
     pub(crate) config: RegistryConfig,
     /// The platform's own carrier accounts (managed numbers); see [`crate::PlatformAccounts`].
     pub(crate) platform: Arc<crate::managed::PlatformAccounts>,
+    /// Queues this process's inbound-call transactions on SQLite, which has one writer at a
+    /// time: waiting here is a fair queue, where waiting in SQLite's busy handler is sleeping
+    /// and polling (tens of milliseconds). Other processes are still serialized by SQLite.
+    pub(crate) sqlite_writer: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl fmt::Debug for Registry {
@@ -211,6 +227,7 @@ impl Registry {
             carriers,
             config,
             platform: Arc::default(),
+            sqlite_writer: Arc::default(),
         }
     }
 
@@ -230,6 +247,17 @@ impl Registry {
         if database_url.contains(":memory:") {
             // Each connection to an in-memory SQLite database is a different database.
             options.max_connections(1);
+        } else {
+            // A file database: write-ahead logging (readers never wait for the writer), an fsync
+            // per checkpoint rather than per commit (a commit survives a process crash; only a
+            // power loss may lose the last ones), and writers wait for the lock instead of
+            // failing at once.
+            options.map_sqlx_sqlite_opts(|sqlite| {
+                sqlite
+                    .journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                    .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
+                    .busy_timeout(Duration::from_secs(5))
+            });
         }
         let db = Database::connect(options).await?;
         let registry = Self::new(db, keyring, carriers, config);

@@ -6,6 +6,7 @@
 //! Any failure answers 403 (404 for a number the gateway does not know) and routes nothing:
 //! a connection without what verification needs fails closed.
 
+use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use axum::body::Bytes;
@@ -14,14 +15,15 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use telephony_carrier::Provider;
 use telephony_registry::{
-    Admission, CallAdmission, CallUpdate, Connection, Direction, Number, NumberStatus,
-    WebhookSecrets,
+    Admission, Agent, CallUpdate, Connection, Direction, InboundCall, InboundRoute, Number,
+    NumberStatus, RegistryError, WebhookSecrets,
 };
 use telephony_routing as routing;
 use telephony_vault::SecretString;
 use telephony_webhook::{VerifyError, telnyx, twilio};
 
 use crate::metrics::SIGNATURE_FAILURES;
+use crate::route_cache::Lookup;
 use crate::state::AppState;
 
 /// A webhook refused or failed; the answer carries no detail a forger could use.
@@ -106,95 +108,75 @@ fn refuse(provider: Provider, why: &'static str, error: Option<&VerifyError>) ->
     WebhookError::Forbidden(why)
 }
 
-/// Finds the number a webhook is for and its connection, or 404.
-async fn find_number(
-    state: &AppState,
-    provider: Provider,
-    to: &str,
-) -> Result<(Number, Connection), WebhookError> {
-    let number = match state.registry().number_by_e164(to).await {
-        Ok(Some(number)) => number,
-        // A `To` that is not E.164 (a SIP URI, garbage) names no number of ours: 404, not a
-        // server error, and not worth more than a debug line since anyone can send it.
-        Ok(None) | Err(telephony_registry::RegistryError::InvalidPhoneNumber) => {
-            tracing::debug!(
-                provider = provider.as_str(),
-                "webhook for an unknown number"
-            );
-            return Err(WebhookError::UnknownNumber);
-        }
-        Err(other) => return Err(other.into()),
-    };
-    let connection = state
-        .registry()
-        .connection(&number.org_id, &number.connection_id)
-        .await?;
-    if connection.provider != provider {
-        // A Twilio webhook for a Telnyx number (or the reverse) is not for a number we know.
-        return Err(WebhookError::UnknownNumber);
-    }
-    Ok((number, connection))
+/// Why a webhook was refused: a reason for the metric and log line, and the verifier's error.
+type Refusal = (&'static str, Option<VerifyError>);
+
+/// What a carrier signed, per carrier.
+#[derive(Clone, Copy)]
+enum Signed<'a> {
+    /// Twilio signs the URL it called and the form parameters.
+    Twilio {
+        url: &'a str,
+        params: &'a [(String, String)],
+    },
+    /// Telnyx signs the timestamp and the raw body.
+    Telnyx { body: &'a [u8] },
 }
 
-/// Verifies a Twilio webhook against the number's connection and checks its account.
-pub(crate) async fn verify_twilio(
-    state: &AppState,
-    number: &Number,
+/// Checks a Twilio signature and account against a connection's secrets. The previous token
+/// verifies only while `previous_ok` (its grace period has not ended).
+fn check_twilio(
+    secrets: &WebhookSecrets,
+    previous_ok: bool,
     url: &str,
     params: &[(String, String)],
     headers: &HeaderMap,
     account: Option<&str>,
-) -> Result<(), WebhookError> {
+) -> Result<(), Refusal> {
     let WebhookSecrets::Twilio {
         account_sid,
         current,
         previous,
-    } = state
-        .registry()
-        .webhook_secrets(&number.connection_id)
-        .await?
+    } = secrets
     else {
-        return Err(refuse(Provider::Twilio, "not_a_twilio_connection", None));
+        return Err(("not_a_twilio_connection", None));
     };
     if current.is_empty() {
-        return Err(refuse(Provider::Twilio, "no_auth_token", None));
+        return Err(("no_auth_token", None));
     }
-    let mut tokens: Vec<&SecretString> = vec![&current];
-    tokens.extend(previous.as_ref());
+    let mut tokens: Vec<&SecretString> = vec![current];
+    tokens.extend(previous.as_ref().filter(|_| previous_ok));
     let signature = headers
         .get(twilio::SIGNATURE_HEADER)
         .and_then(|v| v.to_str().ok());
-    twilio::verify(url, params, signature, &tokens)
-        .map_err(|e| refuse(Provider::Twilio, "bad_signature", Some(&e)))?;
+    twilio::verify(url, params, signature, &tokens).map_err(|e| ("bad_signature", Some(e)))?;
     if account != Some(account_sid.as_str()) {
-        return Err(refuse(Provider::Twilio, "account_mismatch", None));
+        return Err(("account_mismatch", None));
     }
     Ok(())
 }
 
-/// Verifies a Telnyx webhook against the number's connection.
-pub(crate) async fn verify_telnyx(
+/// Checks a Telnyx signature against a connection's public keys, and the account when the
+/// connection knows it (`account_id` not empty).
+fn check_telnyx(
     state: &AppState,
-    number: &Number,
-    connection: &Connection,
+    secrets: &WebhookSecrets,
+    previous_ok: bool,
+    account_id: &str,
     account: Option<&str>,
     body: &[u8],
     headers: &HeaderMap,
-) -> Result<(), WebhookError> {
-    let WebhookSecrets::Telnyx { current, previous } = state
-        .registry()
-        .webhook_secrets(&number.connection_id)
-        .await?
-    else {
-        return Err(refuse(Provider::Telnyx, "not_a_telnyx_connection", None));
+) -> Result<(), Refusal> {
+    let WebhookSecrets::Telnyx { current, previous } = secrets else {
+        return Err(("not_a_telnyx_connection", None));
     };
     let keys: Vec<telnyx::PublicKey> = current
         .iter()
-        .chain(previous.iter())
+        .chain(previous.iter().filter(|_| previous_ok))
         .filter_map(|k| telnyx::PublicKey::from_base64(k).ok())
         .collect();
     if keys.is_empty() {
-        return Err(refuse(Provider::Telnyx, "no_public_key", None));
+        return Err(("no_public_key", None));
     }
     let header = |name| {
         headers
@@ -209,14 +191,139 @@ pub(crate) async fn verify_telnyx(
         SystemTime::now(),
         state.telnyx_tolerance(),
     )
-    .map_err(|e| refuse(Provider::Telnyx, "bad_signature", Some(&e)))?;
+    .map_err(|e| ("bad_signature", Some(e)))?;
     // TeXML webhooks carry the account's `AccountSid`. When the connection knows its account
     // (the admin gave the TeXML account SID), a webhook from any other account is refused; a
     // connection that does not know it relies on the signature alone, which is per account.
-    if !connection.account_id.is_empty() && account != Some(connection.account_id.as_str()) {
-        return Err(refuse(Provider::Telnyx, "account_mismatch", None));
+    if !account_id.is_empty() && account != Some(account_id) {
+        return Err(("account_mismatch", None));
     }
     Ok(())
+}
+
+/// Checks a webhook against a route read from the registry (or the cache).
+fn check_route(
+    state: &AppState,
+    route: &InboundRoute,
+    signed: Signed<'_>,
+    headers: &HeaderMap,
+    account: Option<&str>,
+) -> Result<(), Refusal> {
+    // A cached route may outlive the previous secret's grace period: it carries the end.
+    let previous_ok = route.previous_valid_at(chrono::Utc::now());
+    match signed {
+        Signed::Twilio { url, params } => {
+            check_twilio(&route.secrets, previous_ok, url, params, headers, account)
+        }
+        Signed::Telnyx { body } => check_telnyx(
+            state,
+            &route.secrets,
+            previous_ok,
+            &route.account_id,
+            account,
+            body,
+            headers,
+        ),
+    }
+}
+
+/// The route of the number a webhook is for (404 when unknown, or another carrier's), once
+/// the webhook is verified against it (403 otherwise).
+///
+/// The route may come from the instance's cache (see [`crate::route_cache`]). A webhook that
+/// fails against a cached route is checked again against a fresh read before it is refused, so
+/// a credential rotated on another instance is accepted at once.
+async fn verified_route(
+    state: &AppState,
+    provider: Provider,
+    to: &str,
+    signed: Signed<'_>,
+    headers: &HeaderMap,
+    account: Option<&str>,
+) -> Result<Arc<InboundRoute>, WebhookError> {
+    let cache = state.route_cache();
+    let lookup = found(provider, cache.lookup(state.registry(), provider, to).await)?;
+    let refusal = match check_route(state, &lookup.route, signed, headers, account) {
+        Ok(()) => return Ok(lookup.route),
+        Err(refusal) if !lookup.cached => refusal,
+        Err(_) => {
+            let fresh = found(
+                provider,
+                cache.refresh(state.registry(), provider, to).await,
+            )?;
+            match check_route(state, &fresh.route, signed, headers, account) {
+                Ok(()) => return Ok(fresh.route),
+                Err(refusal) => refusal,
+            }
+        }
+    };
+    Err(refuse(provider, refusal.0, refusal.1.as_ref()))
+}
+
+/// A route found, or 404.
+fn found(
+    provider: Provider,
+    lookup: Result<Option<Lookup>, RegistryError>,
+) -> Result<Lookup, WebhookError> {
+    match lookup {
+        Ok(Some(lookup)) => Ok(lookup),
+        // A `To` that is not E.164 (a SIP URI, garbage) names no number of ours: 404, not a
+        // server error, and not worth more than a debug line since anyone can send it. A
+        // Twilio webhook for a Telnyx number (or the reverse) is not for a number we know.
+        Ok(None) | Err(RegistryError::InvalidPhoneNumber) => {
+            tracing::debug!(
+                provider = provider.as_str(),
+                "webhook for an unknown number"
+            );
+            Err(WebhookError::UnknownNumber)
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+/// Verifies a Twilio webhook against the number's connection and checks its account, reading
+/// the connection's secrets (for webhooks outside the inbound route cache: outbound calls).
+pub(crate) async fn verify_twilio(
+    state: &AppState,
+    number: &Number,
+    url: &str,
+    params: &[(String, String)],
+    headers: &HeaderMap,
+    account: Option<&str>,
+) -> Result<(), WebhookError> {
+    let secrets = state
+        .registry()
+        .webhook_secrets(&number.connection_id)
+        .await?;
+    // The registry gives the previous token only while its grace period runs.
+    check_twilio(&secrets, true, url, params, headers, account)
+        .map_err(|(why, error)| refuse(Provider::Twilio, why, error.as_ref()))
+}
+
+/// Verifies a Telnyx webhook against the number's connection, reading its keys (for webhooks
+/// outside the inbound route cache: outbound calls).
+pub(crate) async fn verify_telnyx(
+    state: &AppState,
+    number: &Number,
+    connection: &Connection,
+    account: Option<&str>,
+    body: &[u8],
+    headers: &HeaderMap,
+) -> Result<(), WebhookError> {
+    let secrets = state
+        .registry()
+        .webhook_secrets(&number.connection_id)
+        .await?;
+    check_telnyx(
+        state,
+        &secrets,
+        true,
+        &connection.account_id,
+        account,
+        body,
+        headers,
+    )
+    .map_err(|(why, error)| refuse(Provider::Telnyx, why, error.as_ref()))
 }
 
 pub(crate) fn xml(body: String) -> Response {
@@ -252,16 +359,29 @@ fn idempotency_key(number: &Number, call_id: &str) -> String {
 }
 
 /// Routes a verified inbound call and answers the document, once per call across instances.
+///
+/// Reads nothing more for a call that is not forwarded (the route holds the number and its
+/// agent); admission, the call record and the answer are one registry transaction.
 async fn route(
     state: &AppState,
     provider: Provider,
-    number: &Number,
+    route: &InboundRoute,
     fields: &CallFields,
     idempotency_key: &str,
 ) -> Result<Response, WebhookError> {
     let registry = state.registry();
-    if let Some(stored) = registry.stored_response(provider, idempotency_key).await? {
-        return Ok(xml(stored));
+    let number = &route.number;
+    // The inbound leg of a test call (From = To) is recorded and hung up: see `test_call`.
+    if let Some(answer) = crate::test_call::intercept(
+        registry,
+        number,
+        route.agent.as_ref(),
+        &fields.from,
+        &fields.to,
+    )
+    .await?
+    {
+        return Ok(answer);
     }
     // A call forwarded from a registered business number goes by that number's settings: its
     // agent when it has one, else the number's.
@@ -269,122 +389,88 @@ async fn route(
         Some(business) => registry.forwarded_number_for(&number.id, business).await?,
         None => None,
     };
-    let agent_id = forwarded
-        .as_ref()
-        .and_then(|f| f.agent_id.clone())
-        .or_else(|| number.agent_id.clone());
-    let agent = match &agent_id {
-        Some(agent_id) => match registry.agent(&number.org_id, agent_id).await {
-            Ok(agent) => Some(agent),
-            Err(telephony_registry::RegistryError::NotFound(_)) => None,
-            Err(other) => return Err(other.into()),
-        },
-        None => None,
-    };
-    // Admission counts the calls that would reach an agent: against the number's limit and the
-    // agent's. A call with no agent is not counted (it hears the fallback or the apology).
-    let admission = match &agent {
-        Some(agent) => {
-            let verdict = registry
-                .admit_call(&CallAdmission {
-                    provider,
-                    carrier_call_id: fields.call_id.clone(),
-                    org_id: number.org_id.clone(),
-                    number_id: number.id.clone(),
-                    agent_id: Some(agent.id.clone()),
-                    limit: agent.max_concurrent_calls,
-                    number_limit: number.max_concurrent_calls,
-                })
-                .await?;
-            match verdict {
-                Admission::NumberAtCapacity => routing::Admission::NumberLimitReached,
-                Admission::AtCapacity => routing::Admission::AgentLimitReached,
-                _ => routing::Admission::Admitted,
-            }
+    let fetched;
+    let agent: Option<&Agent> = match forwarded.as_ref().and_then(|f| f.agent_id.as_deref()) {
+        Some(agent_id) if Some(agent_id) != number.agent_id.as_deref() => {
+            fetched = match registry.agent(&number.org_id, agent_id).await {
+                Ok(agent) => Some(agent),
+                Err(RegistryError::NotFound(_)) => None,
+                Err(other) => return Err(other.into()),
+            };
+            fetched.as_ref()
         }
-        None => routing::Admission::Admitted,
+        _ => route.agent.as_ref(),
     };
-    let recorded = registry
-        .record_call(CallUpdate {
-            org_id: number.org_id.clone(),
-            provider,
-            carrier_call_id: fields.call_id.clone(),
-            number: number.e164.clone(),
-            direction: Direction::Inbound,
-            status: fields
-                .status
-                .clone()
-                .unwrap_or_else(|| "ringing".to_owned()),
-            duration_secs: None,
-            ended_at: None,
-        })
-        .await;
-    ignore_foreign_call(recorded)?;
-    if let Some(business) = fields
+    let business = fields
         .forwarded_from
         .as_deref()
-        .and_then(|f| telephony_carrier::E164::parse(f).ok())
-    {
-        registry
-            .record_forwarded_call(&telephony_registry::ForwardedCall {
-                provider,
-                carrier_call_id: fields.call_id.clone(),
-                org_id: number.org_id.clone(),
-                number_id: number.id.clone(),
-                business_number: business.into(),
-                forwarded_number_id: forwarded.as_ref().map(|f| f.id.clone()),
-                created_at: chrono::Utc::now(),
-            })
-            .await?;
-    }
+        .and_then(|f| telephony_carrier::E164::parse(f).ok());
 
     let token = state
         .call_tokens()
         .mint(&number.id, &fields.call_id, SystemTime::now());
-    let call = routing::InboundCall {
-        provider: match provider {
-            Provider::Twilio => routing::Provider::Twilio,
-            _ => routing::Provider::Telnyx,
-        },
-        to: &fields.to,
-        from: &fields.from,
-        forwarded_from: fields.forwarded_from.as_deref(),
-        call_id: &fields.call_id,
-        token: &token,
+    let dialect_provider = match provider {
+        Provider::Twilio => routing::Provider::Twilio,
+        _ => routing::Provider::Telnyx,
     };
-    let target = agent.as_ref().map(|a| match &a.target {
-        telephony_registry::AgentTarget::MediaStream(t)
-        | telephony_registry::AgentTarget::Sip(t) => t.as_str(),
-    });
-    let agent_route = agent
-        .as_ref()
-        .zip(target)
-        .map(|(a, target)| routing::AgentRoute {
+    // Admission counts the calls that would reach an agent: against the number's limit and the
+    // agent's. A call with no agent is not counted (it hears the fallback or the apology).
+    let render = |admission: Admission| {
+        let admission = match admission {
+            Admission::NumberAtCapacity => routing::Admission::NumberLimitReached,
+            Admission::AtCapacity => routing::Admission::AgentLimitReached,
+            _ => routing::Admission::Admitted,
+        };
+        let call = routing::InboundCall {
+            provider: dialect_provider,
+            to: &fields.to,
+            from: &fields.from,
+            forwarded_from: fields.forwarded_from.as_deref(),
+            call_id: &fields.call_id,
+            token: &token,
+        };
+        let agent_route = agent.map(|a| routing::AgentRoute {
             id: &a.id,
             name: &a.name,
-            target,
+            target: match &a.target {
+                telephony_registry::AgentTarget::MediaStream(t)
+                | telephony_registry::AgentTarget::Sip(t) => t.as_str(),
+            },
             fallback: a.fallback_number.as_deref(),
         });
-    let number_route = routing::NumberRoute {
-        id: &number.id,
-        nickname: number.nickname.as_deref(),
-        reachable: number.status == NumberStatus::Active,
-        fallback: None,
+        let number_route = routing::NumberRoute {
+            id: &number.id,
+            nickname: number.nickname.as_deref(),
+            reachable: number.status == NumberStatus::Active,
+            fallback: None,
+        };
+        let decision = routing::decide(&call, &number_route, agent_route.as_ref(), admission);
+        tracing::info!(
+            provider = provider.as_str(),
+            number_id = %number.id,
+            call_id = %fields.call_id,
+            reason = %decision.reason(),
+            "inbound call routed"
+        );
+        decision.render(call.provider.dialect())
     };
-    let decision = routing::decide(&call, &number_route, agent_route.as_ref(), admission);
-    tracing::info!(
-        provider = provider.as_str(),
-        number_id = %number.id,
-        call_id = %fields.call_id,
-        reason = %decision.reason(),
-        "inbound call routed"
-    );
-    let document = decision.render(call.provider.dialect());
-    // Insert-if-absent: when two instances race on a retried webhook, both answer the winner's.
     let answer = registry
-        .remember_response(provider, idempotency_key, &document)
+        .answer_inbound_call(
+            &InboundCall {
+                provider,
+                carrier_call_id: &fields.call_id,
+                number,
+                agent,
+                status: fields.status.as_deref().unwrap_or("ringing"),
+                forwarded: business
+                    .as_ref()
+                    .map(|b| (b.as_str(), forwarded.as_ref().map(|f| f.id.as_str()))),
+                idempotency_key,
+            },
+            render,
+        )
         .await?;
-    Ok(xml(answer))
+    Ok(xml(answer.body))
 }
 
 /// `POST /webhooks/twilio/voice`: an inbound call on an imported Twilio number.
@@ -400,13 +486,15 @@ pub async fn twilio_voice(
     if fields.to.is_empty() || fields.call_id.is_empty() {
         return Err(WebhookError::BadRequest("To and CallSid are required"));
     }
-    let (number, _) = find_number(&state, Provider::Twilio, &fields.to).await?;
     let url = signed_url(&state, &uri);
-    verify_twilio(
+    let route = verified_route(
         &state,
-        &number,
-        &url,
-        &params,
+        Provider::Twilio,
+        &fields.to,
+        Signed::Twilio {
+            url: &url,
+            params: &params,
+        },
         &headers,
         fields.account_id.as_deref(),
     )
@@ -414,8 +502,8 @@ pub async fn twilio_voice(
     // Twilio retries a webhook with the same `I-Twilio-Idempotency-Token`, but the CallSid
     // identifies the inbound call, and a call must start one agent session however many times
     // its first webhook arrives: the number and the CallSid are the key.
-    let key = idempotency_key(&number, &fields.call_id);
-    let response = route(&state, Provider::Twilio, &number, &fields, &key).await;
+    let key = idempotency_key(&route.number, &fields.call_id);
+    let response = self::route(&state, Provider::Twilio, &route, &fields, &key).await;
     tracing::debug!(
         elapsed_us = started.elapsed().as_micros() as u64,
         "twilio voice webhook"
@@ -433,13 +521,15 @@ pub async fn twilio_fallback(
 ) -> Result<Response, WebhookError> {
     let params = parse_form(&body)?;
     let fields = CallFields::from_form(&params);
-    let (number, _) = find_number(&state, Provider::Twilio, &fields.to).await?;
     let url = signed_url(&state, &uri);
-    verify_twilio(
+    verified_route(
         &state,
-        &number,
-        &url,
-        &params,
+        Provider::Twilio,
+        &fields.to,
+        Signed::Twilio {
+            url: &url,
+            params: &params,
+        },
         &headers,
         fields.account_id.as_deref(),
     )
@@ -497,18 +587,20 @@ pub async fn twilio_status(
     if fields.to.is_empty() || fields.call_id.is_empty() {
         return Err(WebhookError::BadRequest("To and CallSid are required"));
     }
-    let (number, _) = find_number(&state, Provider::Twilio, &fields.to).await?;
     let url = signed_url(&state, &uri);
-    verify_twilio(
+    let route = verified_route(
         &state,
-        &number,
-        &url,
-        &params,
+        Provider::Twilio,
+        &fields.to,
+        Signed::Twilio {
+            url: &url,
+            params: &params,
+        },
         &headers,
         fields.account_id.as_deref(),
     )
     .await?;
-    record_status(&state, Provider::Twilio, &number, &fields).await
+    record_status(&state, Provider::Twilio, &route.number, &fields).await
 }
 
 /// `POST /webhooks/telnyx/texml`: an inbound call on an imported Telnyx number (TeXML form).
@@ -522,11 +614,17 @@ pub async fn telnyx_texml(
     if fields.to.is_empty() || fields.call_id.is_empty() {
         return Err(WebhookError::BadRequest("To and CallSid are required"));
     }
-    let (number, connection) = find_number(&state, Provider::Telnyx, &fields.to).await?;
-    let account = fields.account_id.as_deref();
-    verify_telnyx(&state, &number, &connection, account, &body, &headers).await?;
-    let key = idempotency_key(&number, &fields.call_id);
-    route(&state, Provider::Telnyx, &number, &fields, &key).await
+    let route = verified_route(
+        &state,
+        Provider::Telnyx,
+        &fields.to,
+        Signed::Telnyx { body: &body },
+        &headers,
+        fields.account_id.as_deref(),
+    )
+    .await?;
+    let key = idempotency_key(&route.number, &fields.call_id);
+    self::route(&state, Provider::Telnyx, &route, &fields, &key).await
 }
 
 /// `POST /webhooks/telnyx/status`: TeXML call-status callbacks.
@@ -540,8 +638,14 @@ pub async fn telnyx_status(
     if fields.to.is_empty() || fields.call_id.is_empty() {
         return Err(WebhookError::BadRequest("To and CallSid are required"));
     }
-    let (number, connection) = find_number(&state, Provider::Telnyx, &fields.to).await?;
-    let account = fields.account_id.as_deref();
-    verify_telnyx(&state, &number, &connection, account, &body, &headers).await?;
-    record_status(&state, Provider::Telnyx, &number, &fields).await
+    let route = verified_route(
+        &state,
+        Provider::Telnyx,
+        &fields.to,
+        Signed::Telnyx { body: &body },
+        &headers,
+        fields.account_id.as_deref(),
+    )
+    .await?;
+    record_status(&state, Provider::Telnyx, &route.number, &fields).await
 }

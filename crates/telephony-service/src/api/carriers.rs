@@ -208,6 +208,19 @@ pub struct AccountNumbersQuery {
     /// Also list numbers that cannot take voice calls.
     #[serde(default)]
     pub include_non_voice: bool,
+    /// The `next_cursor` of the previous page; absent for the first page.
+    #[serde(default)]
+    pub cursor: Option<String>,
+}
+
+/// One page of the carrier account's numbers.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AccountNumbersPage {
+    /// The numbers of this page (at most one carrier page; possibly none when the carrier's
+    /// page held only numbers filtered out).
+    pub data: Vec<AccountNumberView>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
 }
 
 /// Options of a disconnection.
@@ -333,24 +346,32 @@ pub async fn disconnect(
 }
 
 /// The carrier account's numbers, for the import picker: voice-capable only unless asked,
-/// each marked when already imported.
+/// each marked when already imported. One carrier page per request, so accounts of any size
+/// are listed in bounded memory: follow `next_cursor` until it is `null`.
 #[utoipa::path(get, path = "/v1/carriers/{id}/available-numbers", tag = "carriers",
     security(("api_key" = [])),
     params(("id" = String, Path, description = "connection id"), AccountNumbersQuery),
-    responses((status = 200, body = List<AccountNumberView>), (status = 404, body = ErrorBody),
-        (status = 502, body = ErrorBody)))]
+    responses((status = 200, body = AccountNumbersPage),
+        (status = 400, body = ErrorBody, description = "`invalid_request`: a cursor this listing did not hand out"),
+        (status = 404, body = ErrorBody), (status = 502, body = ErrorBody)))]
 pub async fn available_numbers(
     State(state): State<AppState>,
     org: Org,
     ApiPath(id): ApiPath<String>,
     ApiQuery(query): ApiQuery<AccountNumbersQuery>,
-) -> Result<Json<List<AccountNumberView>>, ApiError> {
-    let numbers = state
+) -> Result<Json<AccountNumbersPage>, ApiError> {
+    let page = state
         .registry()
-        .list_account_numbers(&org.id, &id, query.include_non_voice)
+        .list_account_numbers_page(
+            &org.id,
+            &id,
+            query.include_non_voice,
+            query.cursor.as_deref(),
+        )
         .await?;
-    Ok(Json(List {
-        data: numbers.into_iter().map(Into::into).collect(),
+    Ok(Json(AccountNumbersPage {
+        data: page.numbers.into_iter().map(Into::into).collect(),
+        next_cursor: page.next_cursor,
     }))
 }
 

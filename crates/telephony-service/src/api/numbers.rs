@@ -11,7 +11,6 @@ use telephony_registry::{
 };
 use utoipa::ToSchema;
 
-use super::List;
 use crate::auth::Org;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, ApiPath};
@@ -313,16 +312,43 @@ pub async fn import(
     Ok((status, Json(applied.into())))
 }
 
-/// List the organization's numbers.
+/// Paging of the organization's numbers.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct NumbersQuery {
+    /// At most this many numbers (1 to 1000, default 100).
+    #[serde(default)]
+    pub limit: Option<u64>,
+    /// The `next_cursor` of the previous page; absent for the first page.
+    #[serde(default)]
+    pub cursor: Option<String>,
+}
+
+/// A page of the organization's numbers, in a stable order (oldest first).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NumbersPage {
+    /// The numbers.
+    pub data: Vec<NumberView>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// List the organization's numbers, a page at a time.
 #[utoipa::path(get, path = "/v1/numbers", tag = "numbers", security(("api_key" = [])),
-    responses((status = 200, body = List<NumberView>), (status = 401, body = ErrorBody)))]
+    params(NumbersQuery),
+    responses((status = 200, body = NumbersPage),
+        (status = 400, body = ErrorBody, description = "`invalid_request`: a limit out of range"),
+        (status = 401, body = ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
     org: Org,
-) -> Result<Json<List<NumberView>>, ApiError> {
-    let numbers = state.registry().list_numbers(&org.id).await?;
+    crate::extract::ApiQuery(query): crate::extract::ApiQuery<NumbersQuery>,
+) -> Result<Json<NumbersPage>, ApiError> {
+    let (numbers, next_cursor) = state
+        .registry()
+        .list_numbers_page(&org.id, query.limit.unwrap_or(100), query.cursor.as_deref())
+        .await?;
     let managed = state.registry().managed_connection_ids(&org.id).await?;
-    Ok(Json(List {
+    Ok(Json(NumbersPage {
         data: numbers
             .into_iter()
             .map(|n| {
@@ -336,6 +362,7 @@ pub async fn list(
                 view
             })
             .collect(),
+        next_cursor,
     }))
 }
 
@@ -368,7 +395,18 @@ pub async fn update(
 ) -> Result<Json<AppliedView>, ApiError> {
     let registry = state.registry();
     // Check every reference first, so a bad agent id changes nothing.
-    registry.number(&org.id, &id).await?;
+    let number = registry.number(&org.id, &id).await?;
+    // A managed (platform-purchased) number always points at the gateway: nobody else holds
+    // its configuration, so `outbound_only` would leave it answering nothing.
+    if matches!(body.webhook_mode, Some(Mode::OutboundOnly))
+        && registry.number_path(&number).await? == telephony_registry::NumberPath::Managed
+    {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "managed_number_mode_fixed",
+            "a managed number always points at the gateway; its webhook mode cannot change",
+        ));
+    }
     if let Some(Some(agent_id)) = &body.agent_id {
         registry.agent(&org.id, agent_id).await?;
     }

@@ -1,0 +1,326 @@
+//! The inbound hot path's registry work: one joined read of a number's route, and one
+//! transaction that admits, records and answers a call, once per call across instances.
+
+use telephony_carrier::Provider;
+use telephony_registry::{
+    AgentTarget, InboundCall, NewAgent, RegistryError, WebhookMode, WebhookSecrets,
+};
+
+use crate::harness::TWILIO_TOKEN;
+use crate::{db_test, done, import, twilio_org};
+
+db_test!(one_read_gives_the_number_its_secrets_and_its_agent, |env| {
+    let (org, conn) = twilio_org(&env.registry, "Acme").await;
+    let agent = env
+        .registry
+        .create_agent(
+            &org,
+            NewAgent {
+                name: "bot".into(),
+                target: AgentTarget::MediaStream("wss://agents.example/s".into()),
+                fallback_number: None,
+                max_concurrent_calls: None,
+            },
+        )
+        .await
+        .expect("agent");
+    let number = done(
+        env.registry
+            .import_number(
+                &org,
+                import(&conn, "+14155550101", WebhookMode::OutboundOnly),
+            )
+            .await
+            .expect("import"),
+    );
+    let route = env
+        .registry
+        .inbound_route(Provider::Twilio, "+14155550101")
+        .await
+        .expect("read")
+        .expect("routable");
+    assert_eq!(route.number.id, number.id);
+    assert!(route.agent.is_none(), "no agent assigned yet");
+    match &route.secrets {
+        WebhookSecrets::Twilio {
+            account_sid,
+            current,
+            previous,
+        } => {
+            assert_eq!(account_sid, &conn.account_id);
+            assert_eq!(current.expose(), TWILIO_TOKEN);
+            assert!(previous.is_none());
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert_eq!(route.account_id, conn.account_id);
+
+    env.registry
+        .assign_agent(&org, &number.id, Some(&agent.id))
+        .await
+        .expect("assign");
+    let route = env
+        .reopen()
+        .await
+        .inbound_route(Provider::Twilio, " +14155550101 ")
+        .await
+        .expect("read")
+        .expect("routable");
+    assert_eq!(
+        route.agent.as_ref().map(|a| a.id.as_str()),
+        Some(agent.id.as_str())
+    );
+
+    // A Twilio number is no Telnyx number; unknown and malformed numbers route nowhere.
+    assert!(
+        env.registry
+            .inbound_route(Provider::Telnyx, "+14155550101")
+            .await
+            .expect("read")
+            .is_none()
+    );
+    assert!(
+        env.registry
+            .inbound_route(Provider::Twilio, "+14155550199")
+            .await
+            .expect("read")
+            .is_none()
+    );
+    assert!(matches!(
+        env.registry
+            .inbound_route(Provider::Twilio, "sip:bob@example.com")
+            .await,
+        Err(RegistryError::InvalidPhoneNumber)
+    ));
+
+    // A removed number no longer routes.
+    env.registry
+        .remove_number(&org, &number.id)
+        .await
+        .expect("remove");
+    assert!(
+        env.registry
+            .inbound_route(Provider::Twilio, "+14155550101")
+            .await
+            .expect("read")
+            .is_none()
+    );
+});
+
+db_test!(
+    a_rotated_connection_routes_with_both_tokens_during_the_grace,
+    |env| {
+        let (org, conn) = twilio_org(&env.registry, "Acme").await;
+        done(
+            env.registry
+                .import_number(
+                    &org,
+                    import(&conn, "+14155550101", WebhookMode::OutboundOnly),
+                )
+                .await
+                .expect("import"),
+        );
+        env.registry
+            .rotate_credentials(
+                &org,
+                &conn.id,
+                crate::twilio_connection("main twilio", &conn.account_id, TWILIO_TOKEN).credentials,
+            )
+            .await
+            .expect("rotate");
+        let route = env
+            .registry
+            .inbound_route(Provider::Twilio, "+14155550101")
+            .await
+            .expect("read")
+            .expect("routable");
+        let WebhookSecrets::Twilio { previous, .. } = &route.secrets else {
+            panic!("a twilio route");
+        };
+        assert_eq!(previous.as_ref().map(|p| p.expose()), Some(TWILIO_TOKEN));
+        let now = chrono::Utc::now();
+        assert!(route.previous_valid_at(now));
+        // The route says when the previous token stops verifying, for whoever keeps it.
+        let grace =
+            chrono::Duration::from_std(env.registry.config().rotation_grace).expect("grace");
+        assert!(!route.previous_valid_at(now + grace + chrono::Duration::seconds(1)));
+    }
+);
+
+db_test!(
+    a_call_is_admitted_recorded_and_answered_once_across_instances,
+    |env| {
+        let (org, conn) = twilio_org(&env.registry, "Acme").await;
+        let agent = env
+            .registry
+            .create_agent(
+                &org,
+                NewAgent {
+                    name: "bot".into(),
+                    target: AgentTarget::MediaStream("wss://agents.example/s".into()),
+                    fallback_number: None,
+                    max_concurrent_calls: Some(1),
+                },
+            )
+            .await
+            .expect("agent");
+        let number = done(
+            env.registry
+                .import_number(
+                    &org,
+                    import(&conn, "+14155550101", WebhookMode::OutboundOnly),
+                )
+                .await
+                .expect("import"),
+        );
+        let call = |id: &'static str, key: &'static str| InboundCall {
+            provider: Provider::Twilio,
+            carrier_call_id: id,
+            number: &number,
+            agent: Some(&agent),
+            status: "ringing",
+            forwarded: None,
+            idempotency_key: key,
+        };
+        let first = env
+            .registry
+            .answer_inbound_call(&call("CA1", "voice:CA1"), |admission| {
+                format!("{admission:?}")
+            })
+            .await
+            .expect("answer");
+        assert_eq!(first.body, "Admitted");
+        assert!(first.fresh);
+
+        // The same webhook again, on another instance: the first answer, nothing counted twice.
+        let other = env.reopen().await;
+        let retried = other
+            .answer_inbound_call(&call("CA1", "voice:CA1"), |_| "second".to_owned())
+            .await
+            .expect("retry");
+        assert_eq!(retried.body, "Admitted");
+        assert!(!retried.fresh);
+        assert_eq!(
+            env.registry
+                .active_calls_for_agent(&agent.id)
+                .await
+                .expect("count"),
+            1
+        );
+        let calls = env.registry.list_calls(&org, 10).await.expect("calls");
+        assert_eq!(calls.len(), 1);
+        assert_eq!(calls[0].carrier_call_id, "CA1");
+        assert_eq!(calls[0].status, "ringing");
+        let seen = env.registry.number(&org, &number.id).await.expect("number");
+        assert!(
+            seen.last_call_at.is_some(),
+            "the call is noted on the number"
+        );
+
+        // A second call while the first is active: the agent is at its limit, counted in the
+        // database, and the refused call is not counted.
+        let second = other
+            .answer_inbound_call(&call("CA2", "voice:CA2"), |admission| {
+                format!("{admission:?}")
+            })
+            .await
+            .expect("second call");
+        assert_eq!(second.body, "AtCapacity");
+        assert_eq!(
+            env.registry
+                .active_calls_for_agent(&agent.id)
+                .await
+                .expect("count"),
+            1
+        );
+        assert_eq!(
+            env.registry
+                .list_calls(&org, 10)
+                .await
+                .expect("calls")
+                .len(),
+            2,
+            "a refused call is still recorded"
+        );
+
+        // Once the first call ends, the next is admitted.
+        env.registry
+            .end_active_call_in_org(&org, Provider::Twilio, "CA1")
+            .await
+            .expect("end");
+        let third = env
+            .registry
+            .answer_inbound_call(&call("CA3", "voice:CA3"), |admission| {
+                format!("{admission:?}")
+            })
+            .await
+            .expect("third call");
+        assert_eq!(third.body, "Admitted");
+    }
+);
+
+db_test!(
+    racing_deliveries_of_one_call_answer_the_same_document,
+    |env| {
+        let (org, conn) = twilio_org(&env.registry, "Acme").await;
+        let agent = env
+            .registry
+            .create_agent(
+                &org,
+                NewAgent {
+                    name: "bot".into(),
+                    target: AgentTarget::MediaStream("wss://agents.example/s".into()),
+                    fallback_number: None,
+                    max_concurrent_calls: None,
+                },
+            )
+            .await
+            .expect("agent");
+        let number = done(
+            env.registry
+                .import_number(
+                    &org,
+                    import(&conn, "+14155550101", WebhookMode::OutboundOnly),
+                )
+                .await
+                .expect("import"),
+        );
+        let other = env.reopen().await;
+        let call = InboundCall {
+            provider: Provider::Twilio,
+            carrier_call_id: "CA9",
+            number: &number,
+            agent: Some(&agent),
+            status: "ringing",
+            forwarded: None,
+            idempotency_key: "voice:CA9",
+        };
+        let (a, b) = tokio::join!(
+            env.registry
+                .answer_inbound_call(&call, |_| "from the first instance".to_owned()),
+            other.answer_inbound_call(&call, |_| "from the second instance".to_owned()),
+        );
+        let (a, b) = (a.expect("first"), b.expect("second"));
+        assert_eq!(a.body, b.body, "one answer per call");
+        assert_eq!(
+            u8::from(a.fresh) + u8::from(b.fresh),
+            1,
+            "exactly one delivery wrote"
+        );
+        assert_eq!(
+            env.registry
+                .active_calls_for_agent(&agent.id)
+                .await
+                .expect("count"),
+            1
+        );
+        assert_eq!(
+            env.registry
+                .list_calls(&org, 10)
+                .await
+                .expect("calls")
+                .len(),
+            1
+        );
+    }
+);

@@ -1,0 +1,373 @@
+//! The inbound route cache's staleness bound, with several instances on one database (a SQLite
+//! file, and PostgreSQL when `TELEPHONY_TEST_POSTGRES_URL` is set): a change made through one
+//! instance is seen by another at most one TTL later, and a rotated credential at once.
+//!
+//! Instance `a` makes the changes. Instance `slow` caches for a minute, longer than the test
+//! runs, so what it answers from its cache shows that the cache is really used; instance
+//! `quick` caches for a short TTL and, once that has passed, must refuse.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use http::{Request, StatusCode};
+use telephony_carrier::{CarrierClients, TelnyxConfig, TwilioConfig};
+use telephony_emulator::Emulator;
+use telephony_registry::{
+    AgentTarget, ImportRequest, NewAgent, NewConnection, NewCredentials, Registry, RegistryConfig,
+    WebhookMode,
+};
+use telephony_service::AppState;
+use telephony_service::call_token::CallTokens;
+use telephony_service::route_cache::RouteCacheConfig;
+use telephony_vault::{KeyRing, SecretString};
+use telephony_webhook::telnyx::Signer;
+use tower::ServiceExt;
+
+use super::support::{TELNYX_KEY, TELNYX_SEED, TWILIO_SID, TWILIO_TOKEN, seed};
+
+const PUBLIC: &str = "https://gw.example.com";
+const TELNYX_ACCOUNT: &str = "7a1b2c3d-0000-4000-8000-000000000001";
+const QUICK_TTL: Duration = Duration::from_millis(300);
+
+enum Db {
+    Sqlite,
+    Postgres,
+}
+
+struct Instances {
+    /// Where changes are made (caches nothing).
+    a: Registry,
+    /// Caches for a minute.
+    slow: Router,
+    /// Caches for [`QUICK_TTL`].
+    quick: Router,
+    _emulator: Emulator,
+    _dir: tempfile::TempDir,
+    pg: Option<(String, String)>,
+}
+
+impl Instances {
+    async fn start(db: Db, label: &str) -> Option<Self> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (url, pg) = match db {
+            Db::Sqlite => (
+                format!("sqlite://{}?mode=rwc", dir.path().join("gw.db").display()),
+                None,
+            ),
+            Db::Postgres => {
+                let admin = std::env::var("TELEPHONY_TEST_POSTGRES_URL")
+                    .ok()
+                    .filter(|u| !u.is_empty())?;
+                let name = format!("tg_cache_{label}_{}", std::process::id());
+                psql(
+                    &admin,
+                    &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+                );
+                psql(&admin, &format!("CREATE DATABASE {name}"));
+                let base = admin.rsplit_once('/').map_or(admin.as_str(), |(s, _)| s);
+                (format!("{base}/{name}"), Some((admin.clone(), name)))
+            }
+        };
+        let emulator = Emulator::start(seed(), "127.0.0.1:0".parse().expect("addr"))
+            .await
+            .expect("emulator");
+        let keyring = KeyRing::generate().expect("keyring");
+        let open = |grace: Duration| {
+            let url = url.clone();
+            let keyring = keyring.clone();
+            let clients = CarrierClients::new(
+                TwilioConfig {
+                    base_url: Some(emulator.twilio_base_url()),
+                    ..TwilioConfig::default()
+                },
+                TelnyxConfig {
+                    base_url: emulator.telnyx_base_url(),
+                    ..TelnyxConfig::default()
+                },
+            )
+            .expect("clients");
+            async move {
+                let mut config = RegistryConfig::new(PUBLIC);
+                config.rotation_grace = grace;
+                Registry::open(&url, keyring, Arc::new(clients), config)
+                    .await
+                    .expect("registry")
+            }
+        };
+        // A rotation through `a` revokes the old credential at once (no grace).
+        let a = open(Duration::ZERO).await;
+        let router = |registry: Registry, ttl: Duration| {
+            let state = AppState::new(
+                registry,
+                telephony_service::metrics::install_recorder().expect("metrics"),
+                PUBLIC.parse().expect("url"),
+                CallTokens::new(&[42; 32]),
+            )
+            .with_route_cache(RouteCacheConfig { ttl, capacity: 16 });
+            telephony_service::router(state, 64 * 1024)
+        };
+        let slow = router(
+            open(Duration::from_secs(86_400)).await,
+            Duration::from_secs(60),
+        );
+        let quick = router(open(Duration::from_secs(86_400)).await, QUICK_TTL);
+        Some(Self {
+            a,
+            slow,
+            quick,
+            _emulator: emulator,
+            _dir: dir,
+            pg,
+        })
+    }
+
+    async fn finish(self) {
+        let Self {
+            a, slow, quick, pg, ..
+        } = self;
+        drop((a, slow, quick));
+        if let Some((admin, name)) = pg {
+            psql(
+                &admin,
+                &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+            );
+        }
+    }
+}
+
+fn psql(server: &str, sql: &str) {
+    let ran = std::process::Command::new("psql")
+        .args([server, "-qc", sql])
+        .status()
+        .expect("psql runs");
+    assert!(ran.success(), "psql failed: {sql}");
+}
+
+async fn status(app: &Router, request: Request<Body>) -> StatusCode {
+    app.clone()
+        .oneshot(request)
+        .await
+        .expect("infallible")
+        .status()
+}
+
+fn twilio_voice(call_sid: &str) -> Request<Body> {
+    let params = [
+        ("AccountSid", TWILIO_SID),
+        ("CallSid", call_sid),
+        ("From", "+15005550006"),
+        ("To", "+14155550101"),
+    ];
+    let url = format!("{PUBLIC}/webhooks/twilio/voice");
+    let signature =
+        telephony_webhook::twilio::sign(&url, &params, &SecretString::new(TWILIO_TOKEN));
+    Request::post("/webhooks/twilio/voice")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header(telephony_webhook::twilio::SIGNATURE_HEADER, signature)
+        .body(Body::from(
+            serde_urlencoded::to_string(params).expect("form"),
+        ))
+        .expect("request")
+}
+
+fn telnyx_texml(signer: &Signer, call_sid: &str) -> Request<Body> {
+    let body = serde_urlencoded::to_string([
+        ("To", "+13125550100"),
+        ("From", "+15005550006"),
+        ("CallSid", call_sid),
+        ("AccountSid", TELNYX_ACCOUNT),
+    ])
+    .expect("form");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let signed = signer.sign(now, body.as_bytes());
+    Request::post("/webhooks/telnyx/texml")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header(
+            telephony_webhook::telnyx::SIGNATURE_HEADER,
+            signed.signature,
+        )
+        .header(
+            telephony_webhook::telnyx::TIMESTAMP_HEADER,
+            signed.timestamp,
+        )
+        .body(Body::from(body))
+        .expect("request")
+}
+
+fn telnyx_credentials(public_key: String) -> NewCredentials {
+    NewCredentials::Telnyx {
+        api_key: SecretString::new(TELNYX_KEY),
+        public_key,
+        account_sid: Some(TELNYX_ACCOUNT.to_owned()),
+    }
+}
+
+fn outbound_only(connection_id: &str, e164: &str) -> ImportRequest {
+    ImportRequest {
+        connection_id: connection_id.to_owned(),
+        e164: e164.to_owned(),
+        nickname: None,
+        agent_id: None,
+        mode: WebhookMode::OutboundOnly,
+        dry_run: false,
+    }
+}
+
+/// A removed number: served from a cache at most until the TTL, refused after it.
+async fn a_removed_number_stops_routing_within_the_ttl(db: Db) {
+    let Some(gw) = Instances::start(db, "removed").await else {
+        return;
+    };
+    let org = gw.a.create_organization("Acme").await.expect("org");
+    let conn =
+        gw.a.connect_carrier(
+            &org.id,
+            NewConnection {
+                name: "twilio".into(),
+                credentials: NewCredentials::Twilio {
+                    account_sid: TWILIO_SID.into(),
+                    auth_token: SecretString::new(TWILIO_TOKEN),
+                    api_key: None,
+                },
+                texml_app_id: None,
+                region: None,
+            },
+        )
+        .await
+        .expect("connect");
+    let agent =
+        gw.a.create_agent(
+            &org.id,
+            NewAgent {
+                name: "bot".into(),
+                target: AgentTarget::MediaStream("wss://agents.example/s".into()),
+                fallback_number: None,
+                max_concurrent_calls: None,
+            },
+        )
+        .await
+        .expect("agent");
+    let mut request = outbound_only(&conn.id, "+14155550101");
+    request.agent_id = Some(agent.id.clone());
+    let number = match gw.a.import_number(&org.id, request).await.expect("import") {
+        telephony_registry::Applied::Done { number, .. } => number,
+        telephony_registry::Applied::DryRun { .. } => panic!("not a dry run"),
+    };
+
+    // Both instances route the number, and now hold it in their caches.
+    assert_eq!(status(&gw.slow, twilio_voice("CA01")).await, StatusCode::OK);
+    assert_eq!(
+        status(&gw.quick, twilio_voice("CA02")).await,
+        StatusCode::OK
+    );
+
+    gw.a.remove_number(&org.id, &number.id)
+        .await
+        .expect("remove");
+
+    // Within its TTL an instance may still route the removed number from its cache...
+    assert_eq!(status(&gw.slow, twilio_voice("CA03")).await, StatusCode::OK);
+    // ...and once the TTL has passed since the removal, no instance does.
+    tokio::time::sleep(QUICK_TTL + Duration::from_millis(50)).await;
+    assert_eq!(
+        status(&gw.quick, twilio_voice("CA04")).await,
+        StatusCode::NOT_FOUND
+    );
+    gw.finish().await;
+}
+
+/// A rotated credential: the new one is accepted at once everywhere; the revoked one is
+/// refused once the TTL has passed (at once where a fresh read already happened).
+async fn a_rotated_credential_is_seen_at_once_and_the_old_one_refused_within_the_ttl(db: Db) {
+    let Some(gw) = Instances::start(db, "rotated").await else {
+        return;
+    };
+    let old = Signer::from_seed_base64(TELNYX_SEED).expect("seed");
+    let new = Signer::generate().expect("new key");
+    let org = gw.a.create_organization("Acme").await.expect("org");
+    let conn =
+        gw.a.connect_carrier(
+            &org.id,
+            NewConnection {
+                name: "telnyx".into(),
+                credentials: telnyx_credentials(old.public_key().to_base64()),
+                texml_app_id: None,
+                region: None,
+            },
+        )
+        .await
+        .expect("connect");
+    gw.a.import_number(&org.id, outbound_only(&conn.id, "+13125550100"))
+        .await
+        .expect("import");
+    assert_eq!(
+        status(&gw.slow, telnyx_texml(&old, "v3:1")).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        status(&gw.quick, telnyx_texml(&old, "v3:2")).await,
+        StatusCode::OK
+    );
+
+    // The admin rotates the key through `a`, with no grace: the old key is revoked.
+    gw.a.rotate_credentials(
+        &org.id,
+        &conn.id,
+        telnyx_credentials(new.public_key().to_base64()),
+    )
+    .await
+    .expect("rotate");
+
+    // The cache holding the old key may still accept it within its TTL...
+    assert_eq!(
+        status(&gw.slow, telnyx_texml(&old, "v3:3")).await,
+        StatusCode::OK
+    );
+    // ...but a webhook signed with the new key is accepted at once: a failure against a
+    // cached route is checked again against the database before it is refused.
+    assert_eq!(
+        status(&gw.slow, telnyx_texml(&new, "v3:4")).await,
+        StatusCode::OK
+    );
+    // That fresh read replaced the cached route: the revoked key is refused from now on.
+    assert_eq!(
+        status(&gw.slow, telnyx_texml(&old, "v3:5")).await,
+        StatusCode::FORBIDDEN
+    );
+    // Where nothing forced a fresh read, the revoked key is refused once the TTL has passed.
+    tokio::time::sleep(QUICK_TTL + Duration::from_millis(50)).await;
+    assert_eq!(
+        status(&gw.quick, telnyx_texml(&old, "v3:6")).await,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        status(&gw.quick, telnyx_texml(&new, "v3:7")).await,
+        StatusCode::OK
+    );
+    gw.finish().await;
+}
+
+#[tokio::test]
+async fn a_removed_number_stops_routing_within_the_ttl_on_sqlite() {
+    a_removed_number_stops_routing_within_the_ttl(Db::Sqlite).await;
+}
+
+#[tokio::test]
+async fn a_removed_number_stops_routing_within_the_ttl_on_postgres() {
+    a_removed_number_stops_routing_within_the_ttl(Db::Postgres).await;
+}
+
+#[tokio::test]
+async fn a_rotated_credential_is_seen_at_once_and_the_old_one_refused_within_the_ttl_on_sqlite() {
+    a_rotated_credential_is_seen_at_once_and_the_old_one_refused_within_the_ttl(Db::Sqlite).await;
+}
+
+#[tokio::test]
+async fn a_rotated_credential_is_seen_at_once_and_the_old_one_refused_within_the_ttl_on_postgres() {
+    a_rotated_credential_is_seen_at_once_and_the_old_one_refused_within_the_ttl(Db::Postgres).await;
+}

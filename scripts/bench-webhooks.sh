@@ -1,0 +1,304 @@
+#!/usr/bin/env bash
+# The inbound webhook load benchmark, in one command (see docs/PERFORMANCE.md).
+#
+#   scripts/bench-webhooks.sh            # full run: 10 s phases, 1,000 then 1,000,000 numbers
+#   QUICK=1 scripts/bench-webhooks.sh    # quick run: 3 s phases, 1,000 then 100,000 numbers
+#
+# For each database (a SQLite file; PostgreSQL in a fresh database on $PG_ADMIN_URL, skipped
+# with a message when it cannot be reached), it:
+#   1. seeds BASE_NUMBERS numbers over ORGS organizations × CONNECTIONS_PER_ORG Twilio
+#      connections (bins/telephony-seed, bulk inserts) and writes signed voice webhooks, a new
+#      call each, over every seeded number;
+#   2. starts the gateway (release) and records its idle resident set;
+#   3. walks a LISTING-number carrier account (the carrier emulator) page by page through
+#      GET /v1/carriers/{id}/available-numbers and records the gateway's peak resident set;
+#   4. drives RATE requests/s, open loop, at the gateway and at the bare hyper reference
+#      (bins/twiml-reference): p50/p99/p999; resident set under load (sampled VmRSS, VmHWM);
+#   5. drives both closed loop with CONNECTIONS workers for throughput, and the ratio;
+#   6. seeds up to SCALE numbers, restarts the gateway and repeats the RATE run: p50 ratio.
+# Results: a summary table on stdout, target/bench/<database>.json and target/bench/machine.json.
+#
+# Settings (environment): DURATION (s, default 10), WARMUP (s, 2), RATE (1000), CONNECTIONS
+# (32), BASE_NUMBERS (1000), SCALE (1000000), ORGS (1000), CONNECTIONS_PER_ORG (2), LISTING
+# (10000), DATABASES ("sqlite postgres"), PG_ADMIN_URL (postgres://postgres@127.0.0.1:5432/postgres),
+# RUST_LOG for the gateway (default: its own, info), SKIP_BUILD=1 to reuse the release binaries.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+if [ "${QUICK:-0}" = "1" ]; then
+  DURATION=${DURATION:-3}; WARMUP=${WARMUP:-1}; SCALE=${SCALE:-100000}; LISTING=${LISTING:-2000}
+fi
+DURATION=${DURATION:-10}
+WARMUP=${WARMUP:-2}
+RATE=${RATE:-1000}
+CONNECTIONS=${CONNECTIONS:-32}
+BASE_NUMBERS=${BASE_NUMBERS:-1000}
+SCALE=${SCALE:-1000000}
+ORGS=${ORGS:-1000}
+CONNECTIONS_PER_ORG=${CONNECTIONS_PER_ORG:-2}
+LISTING=${LISTING:-10000}
+DATABASES=${DATABASES:-sqlite postgres}
+PG_ADMIN_URL=${PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}
+GATEWAY_ADDR=127.0.0.1:18080
+REFERENCE_ADDR=127.0.0.1:18090
+EMULATOR_ADDR=127.0.0.1:18070
+PUBLIC_URL="http://$GATEWAY_ADDR"
+
+for tool in curl jq awk; do
+  command -v "$tool" >/dev/null || { echo "bench: needs $tool" >&2; exit 1; }
+done
+
+say() { echo "bench: $*" >&2; }
+
+if [ "${SKIP_BUILD:-0}" = "1" ]; then
+  say "SKIP_BUILD=1: using the release binaries already built"
+else
+  say "building the release binaries (once)"
+  cargo build --release -p telephony-gateway -p twiml-reference -p webhook-load \
+    -p telephony-seed -p carrier-emulator >&2
+fi
+target_dir=$(cargo metadata --format-version 1 --no-deps | jq -r .target_directory)
+BIN="$target_dir/release"
+OUT="$target_dir/bench"
+mkdir -p "$OUT"
+WORK=$(mktemp -d)
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# --- machine -------------------------------------------------------------------------------
+model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
+mem_kb=$(sed -n 's/^MemTotal: *\([0-9]*\) kB/\1/p' /proc/meminfo)
+jq -n --arg model "$model" --argjson nproc "$(nproc)" --argjson mem_kb "$mem_kb" \
+  --arg kernel "$(uname -r)" --arg rustc "$(rustc --version)" --arg load "$(cut -d' ' -f1-3 /proc/loadavg)" \
+  --arg date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
+  '{cpu: $model, nproc: $nproc, memory_gib: (($mem_kb / 1048576 * 10 | round) / 10), kernel: $kernel, rustc: $rustc, loadavg_at_start: $load, date: $date}' \
+  >"$OUT/machine.json"
+say "machine: $(jq -c . "$OUT/machine.json")"
+
+# --- helpers -------------------------------------------------------------------------------
+rss_kb() { sed -n "s/^$2:[[:space:]]*\([0-9]*\) kB/\1/p" "/proc/$1/status"; }
+
+# Samples VmRSS of $1 every 0.2 s into $2 (the largest value seen) until killed.
+sample_rss() {
+  local pid=$1 file=$2 max=0 now
+  while kill -0 "$pid" 2>/dev/null; do
+    now=$(rss_kb "$pid" VmRSS 2>/dev/null || echo 0)
+    if [ -n "$now" ] && [ "$now" -gt "$max" ]; then max=$now; echo "$max" >"$file"; fi
+    sleep 0.2
+  done
+}
+
+wait_http() {
+  for _ in $(seq 1 200); do
+    if curl -fsS -o /dev/null "$1"; then return 0; fi
+    sleep 0.1
+  done
+  say "$1 did not answer"; return 1
+}
+
+load() { # load LABEL TARGET REQUESTS [extra webhook-load flags...]
+  local label=$1 target=$2 requests=$3; shift 3
+  "$BIN/webhook-load" --target "$target" --requests "$requests" --duration "$DURATION" \
+    --warmup "$WARMUP" --label "$label" "$@"
+}
+
+seed() { # seed DB_URL NUMBERS REQUESTS_OUT COUNT
+  "$BIN/telephony-seed" --database-url "$1" --master-key-file "$WORK/master.key" \
+    --public-url "$PUBLIC_URL" --manifest "$WORK/manifest.json" --orgs "$ORGS" \
+    --connections-per-org "$CONNECTIONS_PER_ORG" --numbers "$2" --requests-out "$3" --requests "$4"
+}
+
+gateway_pid=""
+start_gateway() { # start_gateway DB_URL
+  TELEPHONY_DATABASE_URL=$1 TELEPHONY_LISTEN=$GATEWAY_ADDR TELEPHONY_PUBLIC_URL=$PUBLIC_URL \
+    TELEPHONY_MASTER_KEY_FILE="$WORK/master.key" TELEPHONY_AGENT_TOKEN_KEY_FILE="$WORK/agent.key" \
+    TELEPHONY_TWILIO_API_BASE="http://$EMULATOR_ADDR/" \
+    "$BIN/telephony-gateway" serve >>"$WORK/gateway.log" 2>&1 &
+  gateway_pid=$!
+  pids+=("$gateway_pid")
+  wait_http "$PUBLIC_URL/readyz"
+}
+stop_gateway() {
+  kill "$gateway_pid" 2>/dev/null || true
+  wait "$gateway_pid" 2>/dev/null || true
+}
+
+# Requests in a file: enough for the longest phase, each a new call.
+requests_for_rate=$(( RATE * (DURATION + WARMUP) + RATE ))
+requests_for_closed=${CLOSED_REQUESTS:-$(( 8000 * (DURATION + WARMUP) ))}
+
+# --- the shared reference server and carrier emulator ---------------------------------------
+"$BIN/twiml-reference" "$REFERENCE_ADDR" 2>>"$WORK/reference.log" &
+pids+=("$!")
+say "carrier emulator with a $LISTING-number Twilio account"
+LISTING_SID=AC0000000000000000000000000000ee01
+LISTING_TOKEN=bench-listing-account-auth-token
+awk -v n="$LISTING" -v sid="$LISTING_SID" -v token="$LISTING_TOKEN" 'BEGIN {
+  printf "{\"twilio\": {\"accounts\": [{\"sid\": \"%s\", \"auth_token\": \"%s\", \"numbers\": [", sid, token
+  for (i = 0; i < n; i++) printf "%s{\"phone_number\": \"+1%d\"}", (i ? "," : ""), 3020000000 + i
+  printf "]}]}}\n"
+}' >"$WORK/listing-seed.json"
+"$BIN/carrier-emulator" --seed "$WORK/listing-seed.json" --listen "$EMULATOR_ADDR" \
+  >"$WORK/emulator.out" 2>>"$WORK/emulator.log" &
+pids+=("$!")
+sleep 0.5
+
+# --- one database --------------------------------------------------------------------------
+bench_database() { # bench_database NAME DB_URL
+  local name=$1 url=$2
+  rm -f "$WORK/manifest.json" "$WORK/master.key" "$WORK/agent.key"
+  say "[$name] keys and seeding $BASE_NUMBERS numbers ($ORGS orgs × $CONNECTIONS_PER_ORG connections)"
+  TELEPHONY_DATABASE_URL=$url TELEPHONY_PUBLIC_URL=$PUBLIC_URL TELEPHONY_MASTER_KEY_FILE="$WORK/master.key" \
+    TELEPHONY_AGENT_TOKEN_KEY_FILE="$WORK/agent.key" "$BIN/telephony-gateway" keys init >/dev/null
+  local t0 t1
+  t0=$(date +%s.%N)
+  seed "$url" "$BASE_NUMBERS" "$WORK/open.jsonl" "$requests_for_rate"
+  t1=$(date +%s.%N)
+  local seed_base_s
+  seed_base_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')
+  seed "$url" "$BASE_NUMBERS" "$WORK/closed.jsonl" "$requests_for_closed"
+
+  start_gateway "$url"
+  sleep 1
+  local idle_kb
+  idle_kb=$(rss_kb "$gateway_pid" VmRSS)
+
+  # The 10k-number account, page by page through the REST API.
+  say "[$name] walking the $LISTING-number account through the REST API"
+  local key conn cursor pages=0 listed=0 page
+  key=$(TELEPHONY_DATABASE_URL=$url TELEPHONY_PUBLIC_URL=$PUBLIC_URL TELEPHONY_MASTER_KEY_FILE="$WORK/master.key" \
+    TELEPHONY_AGENT_TOKEN_KEY_FILE="$WORK/agent.key" "$BIN/telephony-gateway" org create --name "listing" | jq -r .api_key)
+  conn=$(curl -fsS -H "authorization: Bearer $key" -H 'content-type: application/json' \
+    -d "{\"name\": \"big\", \"provider\": \"twilio\", \"account_sid\": \"$LISTING_SID\", \"auth_token\": \"$LISTING_TOKEN\"}" \
+    "$PUBLIC_URL/v1/carriers" | jq -r .id)
+  echo 0 >"$WORK/listing-rss"
+  sample_rss "$gateway_pid" "$WORK/listing-rss" &
+  local sampler=$!
+  local l0 l1
+  l0=$(date +%s.%N)
+  cursor=""
+  while :; do
+    page=$(curl -fsS -G -H "authorization: Bearer $key" \
+      ${cursor:+--data-urlencode "cursor=$cursor"} "$PUBLIC_URL/v1/carriers/$conn/available-numbers")
+    pages=$((pages + 1))
+    listed=$((listed + $(jq '.data | length' <<<"$page")))
+    cursor=$(jq -r '.next_cursor // empty' <<<"$page")
+    [ -n "$cursor" ] || break
+  done
+  l1=$(date +%s.%N)
+  kill "$sampler" 2>/dev/null || true; wait "$sampler" 2>/dev/null || true
+  local listing_peak_kb listing_hwm_kb listing_s
+  listing_peak_kb=$(cat "$WORK/listing-rss")
+  listing_hwm_kb=$(rss_kb "$gateway_pid" VmHWM)
+  listing_s=$(awk -v a="$l0" -v b="$l1" 'BEGIN { printf "%.1f", b - a }')
+  say "[$name] listed $listed numbers in $pages pages in ${listing_s}s"
+
+  say "[$name] open loop at $RATE/s: gateway, then reference"
+  echo 0 >"$WORK/load-rss"
+  sample_rss "$gateway_pid" "$WORK/load-rss" &
+  sampler=$!
+  load "$name gateway open $BASE_NUMBERS" "$PUBLIC_URL" "$WORK/open.jsonl" --rate "$RATE" >"$WORK/gw-open.json"
+  kill "$sampler" 2>/dev/null || true; wait "$sampler" 2>/dev/null || true
+  local load_peak_kb load_hwm_kb
+  load_peak_kb=$(cat "$WORK/load-rss")
+  load_hwm_kb=$(rss_kb "$gateway_pid" VmHWM)
+  load "$name reference open" "http://$REFERENCE_ADDR" "$WORK/open.jsonl" --rate "$RATE" >"$WORK/ref-open.json"
+
+  say "[$name] closed loop, $CONNECTIONS connections: gateway, then reference"
+  load "$name gateway closed" "$PUBLIC_URL" "$WORK/closed.jsonl" --connections "$CONNECTIONS" >"$WORK/gw-closed.json"
+  load "$name reference closed" "http://$REFERENCE_ADDR" "$WORK/closed.jsonl" --connections "$CONNECTIONS" >"$WORK/ref-closed.json"
+  stop_gateway
+
+  say "[$name] seeding up to $SCALE numbers"
+  t0=$(date +%s.%N)
+  seed "$url" "$SCALE" "$WORK/open-scale.jsonl" "$requests_for_rate"
+  t1=$(date +%s.%N)
+  local seed_scale_s
+  seed_scale_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')
+  start_gateway "$url"
+  sleep 1
+  local idle_scale_kb
+  idle_scale_kb=$(rss_kb "$gateway_pid" VmRSS)
+  say "[$name] open loop at $RATE/s with $SCALE numbers"
+  load "$name gateway open $SCALE" "$PUBLIC_URL" "$WORK/open-scale.jsonl" --rate "$RATE" >"$WORK/gw-open-scale.json"
+  stop_gateway
+
+  jq -n \
+    --arg database "$name" \
+    --argjson settings "{\"duration_s\": $DURATION, \"warmup_s\": $WARMUP, \"rate\": $RATE, \"connections\": $CONNECTIONS, \"orgs\": $ORGS, \"connections_per_org\": $CONNECTIONS_PER_ORG, \"base_numbers\": $BASE_NUMBERS, \"scale_numbers\": $SCALE, \"listing_numbers\": $LISTING}" \
+    --slurpfile gw_open "$WORK/gw-open.json" --slurpfile ref_open "$WORK/ref-open.json" \
+    --slurpfile gw_closed "$WORK/gw-closed.json" --slurpfile ref_closed "$WORK/ref-closed.json" \
+    --slurpfile gw_open_scale "$WORK/gw-open-scale.json" \
+    --argjson seed_base_s "$seed_base_s" --argjson seed_scale_s "$seed_scale_s" \
+    --argjson idle_kb "$idle_kb" --argjson idle_scale_kb "$idle_scale_kb" \
+    --argjson load_peak_kb "$load_peak_kb" --argjson load_hwm_kb "$load_hwm_kb" \
+    --argjson listing_peak_kb "$listing_peak_kb" --argjson listing_hwm_kb "$listing_hwm_kb" \
+    --argjson listing_pages "$pages" --argjson listing_numbers "$listed" --argjson listing_s "$listing_s" \
+    '{database: $database, settings: $settings,
+      gateway_open: $gw_open[0], reference_open: $ref_open[0],
+      gateway_closed: $gw_closed[0], reference_closed: $ref_closed[0],
+      gateway_open_scale: $gw_open_scale[0],
+      throughput_ratio: ($gw_closed[0].throughput_rps / $ref_closed[0].throughput_rps),
+      p50_ratio_scale: ($gw_open_scale[0].p50_ms / $gw_open[0].p50_ms),
+      seeding_s: {base: $seed_base_s, to_scale: $seed_scale_s},
+      rss_kib: {idle: $idle_kb, idle_at_scale: $idle_scale_kb, load_sampled_peak: $load_peak_kb,
+                load_hwm: $load_hwm_kb, listing_sampled_peak: $listing_peak_kb, listing_hwm: $listing_hwm_kb},
+      listing: {numbers: $listing_numbers, pages: $listing_pages, seconds: $listing_s}}' \
+    >"$OUT/$name.json"
+  say "[$name] wrote $OUT/$name.json"
+}
+
+ran=()
+for db in $DATABASES; do
+  case "$db" in
+    sqlite)
+      bench_database sqlite "sqlite://$WORK/bench.db?mode=rwc"
+      ran+=(sqlite)
+      ;;
+    postgres)
+      if ! command -v psql >/dev/null || ! psql "$PG_ADMIN_URL" -qAtc 'select 1' >/dev/null 2>&1; then
+        say "[postgres] SKIPPED: no PostgreSQL at $PG_ADMIN_URL (set PG_ADMIN_URL)"
+        continue
+      fi
+      dbname="tg_bench_$$"
+      psql "$PG_ADMIN_URL" -qc "CREATE DATABASE $dbname" >/dev/null
+      pg_url="${PG_ADMIN_URL%/*}/$dbname"
+      status=0
+      bench_database postgres "$pg_url" || status=$?
+      psql "$PG_ADMIN_URL" -qc "DROP DATABASE IF EXISTS $dbname WITH (FORCE)" >/dev/null || true
+      [ "$status" -eq 0 ] || exit "$status"
+      ran+=(postgres)
+      ;;
+    *) say "unknown database $db"; exit 2 ;;
+  esac
+done
+
+# --- summary -------------------------------------------------------------------------------
+echo
+echo "machine: $(jq -r '"\(.cpu), \(.nproc) cores, \(.memory_gib) GiB, load \(.loadavg_at_start), \(.rustc)"' "$OUT/machine.json")"
+printf '%-9s %-34s %10s %8s %8s %8s %8s\n' database run rps p50_ms p99_ms p999_ms errors
+for db in "${ran[@]}"; do
+  jq -r --arg db "$db" '
+    [["gateway open \(.settings.rate)/s, \(.settings.base_numbers) nos", .gateway_open],
+     ["reference open \(.settings.rate)/s", .reference_open],
+     ["gateway closed \(.settings.connections) conns", .gateway_closed],
+     ["reference closed \(.settings.connections) conns", .reference_closed],
+     ["gateway open \(.settings.rate)/s, \(.settings.scale_numbers) nos", .gateway_open_scale]][]
+    | [$db, .[0], (.[1].throughput_rps | floor), .[1].p50_ms, .[1].p99_ms, .[1].p999_ms, .[1].errors]
+    | @tsv' "$OUT/$db.json" | awk -F'\t' '{ printf "%-9s %-34s %10s %8.3f %8.3f %8.3f %8s\n", $1, $2, $3, $4, $5, $6, $7 }'
+done
+echo
+printf '%-9s %14s %14s %10s %10s %12s %12s %14s\n' database throughput_x p50_scale_x idle_MiB load_MiB listing_MiB seed_base_s seed_to_scale_s
+for db in "${ran[@]}"; do
+  jq -r --arg db "$db" '[$db, .throughput_ratio, .p50_ratio_scale, .rss_kib.idle / 1024, ([.rss_kib.load_sampled_peak, .rss_kib.load_hwm] | max) / 1024,
+      .rss_kib.listing_hwm / 1024, .seeding_s.base, .seeding_s.to_scale] | @tsv' "$OUT/$db.json" \
+    | awk -F'\t' '{ printf "%-9s %14.3f %14.3f %10.1f %10.1f %12.1f %12s %14s\n", $1, $2, $3, $4, $5, $6, $7, $8 }'
+done
+echo
+echo "targets: throughput_x >= 0.5, p99 < 2 ms at 1,000/s, p50_scale_x <= 1.2; results in $OUT/"
