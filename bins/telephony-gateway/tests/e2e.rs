@@ -5,113 +5,17 @@
 //! previous voice URL restored. On SQLite, and on PostgreSQL when `TELEPHONY_TEST_POSTGRES_URL`
 //! is set (required when `CI=true`).
 
-use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+mod support;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
 use serde_json::{Value, json};
+use support::{Env, Http, Proc, free_port, start_emulator, wait_ready};
 
 const TWILIO_SID: &str = "AC22222222222222222222222222222222";
 const TWILIO_TOKEN: &str = "e2e-twilio-auth-token-secret-0001";
 const TELNYX_KEY: &str = "KEYE2E000000000000000000000000000001";
-
-/// A child process killed when the test ends, whatever happens.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn gateway_exe() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_telephony-gateway"))
-}
-
-/// The emulator binary sits beside the gateway's in the target folder; build it when a
-/// narrower `cargo test -p telephony-gateway` did not.
-fn emulator_exe() -> PathBuf {
-    let exe =
-        gateway_exe().with_file_name(format!("carrier-emulator{}", std::env::consts::EXE_SUFFIX));
-    if !exe.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "-p", "carrier-emulator"])
-            .status()
-            .expect("cargo runs");
-        assert!(status.success(), "building carrier-emulator failed");
-    }
-    exe
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-struct Http(Client<HttpConnector, Full<Bytes>>);
-
-impl Http {
-    fn new() -> Self {
-        Self(Client::builder(TokioExecutor::new()).build(HttpConnector::new()))
-    }
-
-    async fn send(
-        &self,
-        method: &str,
-        url: &str,
-        headers: &[(&str, &str)],
-        body: Option<String>,
-    ) -> (u16, String) {
-        let mut request = http::Request::builder().method(method).uri(url);
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        let request = request
-            .body(Full::new(Bytes::from(body.unwrap_or_default())))
-            .expect("request");
-        let response = self.0.request(request).await.expect("server answers");
-        let status = response.status().as_u16();
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .expect("body")
-            .to_bytes();
-        (status, String::from_utf8_lossy(&bytes).into_owned())
-    }
-
-    async fn json(
-        &self,
-        method: &str,
-        url: &str,
-        key: Option<&str>,
-        body: Option<Value>,
-    ) -> (u16, Value) {
-        let auth = key.map(|k| format!("Bearer {k}"));
-        let mut headers = vec![("content-type", "application/json")];
-        if let Some(auth) = &auth {
-            headers.push(("authorization", auth.as_str()));
-        }
-        let (status, text) = self
-            .send(method, url, &headers, body.map(|b| b.to_string()))
-            .await;
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
-    }
-}
 
 fn write_seed(dir: &Path, gateway: &str) -> PathBuf {
     let seed = json!({
@@ -132,84 +36,7 @@ fn write_seed(dir: &Path, gateway: &str) -> PathBuf {
                 {"id": "4999", "friendly_name": "previous", "voice_url": "https://previous.example.com/texml"}
             ]}]}
     });
-    let path = dir.join("seed.json");
-    std::fs::write(&path, seed.to_string()).expect("seed written");
-    path
-}
-
-fn start_emulator(seed: &Path) -> (Proc, String) {
-    let mut child = Command::new(emulator_exe())
-        .args([
-            "--seed",
-            seed.to_str().expect("utf-8 path"),
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("emulator starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut reader = BufReader::new(stdout);
-    let mut line = String::new();
-    reader
-        .read_line(&mut line)
-        .expect("emulator prints its address");
-    // Keep reading until the emulator exits: closing the pipe now would kill it with a broken
-    // pipe at its next line of output.
-    std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
-    let url = line
-        .trim()
-        .rsplit(' ')
-        .next()
-        .expect("an address")
-        .trim_end_matches('/')
-        .to_owned();
-    assert!(
-        url.starts_with("http://127.0.0.1:"),
-        "unexpected emulator banner: {line}"
-    );
-    (Proc(child), url)
-}
-
-struct Env {
-    vars: Vec<(&'static str, String)>,
-}
-
-impl Env {
-    fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(gateway_exe());
-        command
-            .args(args)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default());
-        for (k, v) in &self.vars {
-            command.env(k, v);
-        }
-        command
-    }
-}
-
-async fn wait_ready(http: &Http, url: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let ready = tokio::time::timeout(
-            Duration::from_secs(1),
-            http.0.get(format!("{url}/readyz").parse().expect("uri")),
-        )
-        .await
-        .ok()
-        .and_then(Result::ok)
-        .is_some_and(|r| r.status().is_success());
-        if ready {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the gateway did not become ready"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    support::write_seed(dir, &seed)
 }
 
 /// Runs the story against a gateway on `database_url`.

@@ -2,26 +2,25 @@
 //! processes run the whole story at `RUST_LOG=trace` (two organizations, Twilio with an auth
 //! token then rotated to an API key, Telnyx, imports, inbound calls, a forged webhook, errors,
 //! the audit log, a master-key rotation), then every log line, every response body (errors
-//! included), every audit entry, what `org create` and `keys rotate` print, and every byte of
-//! the SQLite database files are searched for every secret used: master keys (base64 and raw
-//! bytes), the agent-token key, org API keys, Twilio auth tokens, the Twilio API key secret and
-//! the Telnyx API key. None may appear. Also: a client that trickles its headers to the real
-//! server is disconnected.
+//! included), every audit entry, what `org create` and `keys rotate` print, and the database
+//! (every byte of the SQLite files; on PostgreSQL every column of every row of every table) are
+//! searched for every secret used: master keys (base64 and raw bytes), the agent-token key, org
+//! API keys, Twilio auth tokens, the Twilio API key secret and the Telnyx API key. None may
+//! appear. Also: clients that trickle their headers or their body to the real server are
+//! disconnected.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
+#![allow(clippy::print_stdout)]
+
+mod support;
+
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
+use support::{Env, Http, PgDatabase, Proc, free_port, start_emulator, wait_ready};
 
 const TWILIO_SID: &str = "AC33333333333333333333333333333333";
 const TWILIO_TOKEN: &str = "sec-twilio-auth-token-secret-0001";
@@ -29,107 +28,6 @@ const TWILIO_KEY_SID: &str = "SK33333333333333333333333333333333";
 const TWILIO_KEY_SECRET: &str = "sec-twilio-api-key-secret-00000001";
 const TELNYX_KEY: &str = "KEYSEC000000000000000000000000000001";
 const TELNYX_SEED: &str = "i1xxSkIuQOY9H8laaRslIoYGTJ1NwBAFdjsQwiwJH04=";
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn gateway_exe() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_telephony-gateway"))
-}
-
-fn emulator_exe() -> PathBuf {
-    let exe =
-        gateway_exe().with_file_name(format!("carrier-emulator{}", std::env::consts::EXE_SUFFIX));
-    if !exe.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "-p", "carrier-emulator"])
-            .status()
-            .expect("cargo runs");
-        assert!(status.success(), "building carrier-emulator failed");
-    }
-    exe
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-/// An HTTP client that keeps every response body it received, for the final scan.
-struct Http {
-    client: Client<HttpConnector, Full<Bytes>>,
-    bodies: Arc<Mutex<Vec<String>>>,
-}
-
-impl Http {
-    fn new() -> Self {
-        Self {
-            client: Client::builder(TokioExecutor::new()).build(HttpConnector::new()),
-            bodies: Arc::default(),
-        }
-    }
-
-    async fn send(
-        &self,
-        method: &str,
-        url: &str,
-        headers: &[(&str, &str)],
-        body: Option<String>,
-    ) -> (u16, String) {
-        let mut request = http::Request::builder().method(method).uri(url);
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        let request = request
-            .body(Full::new(Bytes::from(body.unwrap_or_default())))
-            .expect("request");
-        let response = self.client.request(request).await.expect("server answers");
-        let status = response.status().as_u16();
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .expect("body")
-            .to_bytes();
-        let text = String::from_utf8_lossy(&bytes).into_owned();
-        // The emulator's control API shows the carrier accounts' secrets by design: only the
-        // gateway's answers are scanned.
-        if !url.contains("/_emulator/") {
-            self.bodies.lock().expect("lock").push(text.clone());
-        }
-        (status, text)
-    }
-
-    async fn json(
-        &self,
-        method: &str,
-        url: &str,
-        key: Option<&str>,
-        body: Option<Value>,
-    ) -> (u16, Value) {
-        let auth = key.map(|k| format!("Bearer {k}"));
-        let mut headers = vec![("content-type", "application/json")];
-        if let Some(auth) = &auth {
-            headers.push(("authorization", auth.as_str()));
-        }
-        let (status, text) = self
-            .send(method, url, &headers, body.map(|b| b.to_string()))
-            .await;
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
-    }
-}
 
 fn write_seed(dir: &Path, gateway: &str) -> PathBuf {
     let seed = json!({
@@ -152,92 +50,7 @@ fn write_seed(dir: &Path, gateway: &str) -> PathBuf {
                 {"id": "5999", "friendly_name": "previous", "voice_url": "https://previous.example.com/texml"}
             ]}]}
     });
-    let path = dir.join("seed.json");
-    std::fs::write(&path, seed.to_string()).expect("seed written");
-    path
-}
-
-fn start_emulator(seed: &Path) -> (Proc, String) {
-    let mut child = Command::new(emulator_exe())
-        .args([
-            "--seed",
-            seed.to_str().expect("utf-8 path"),
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("emulator starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut reader = BufReader::new(stdout);
-    let mut line = String::new();
-    reader
-        .read_line(&mut line)
-        .expect("emulator prints its address");
-    // Keep reading: a closed pipe would kill the emulator at its next line of output.
-    std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
-    let url = line
-        .trim()
-        .rsplit(' ')
-        .next()
-        .expect("an address")
-        .trim_end_matches('/')
-        .to_owned();
-    assert!(url.starts_with("http://127.0.0.1:"), "banner: {line}");
-    (Proc(child), url)
-}
-
-struct Env {
-    vars: Vec<(&'static str, String)>,
-}
-
-impl Env {
-    fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(gateway_exe());
-        command
-            .args(args)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default());
-        for (k, v) in &self.vars {
-            command.env(k, v);
-        }
-        command
-    }
-
-    /// Runs a subcommand; returns its stdout (also kept for the scan) after checking success.
-    fn run(&self, args: &[&str], printed: &mut Vec<String>) -> String {
-        let output = self.command(args).output().expect("runs");
-        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-        assert!(output.status.success(), "{args:?}: {stderr}");
-        printed.push(stdout.clone());
-        printed.push(stderr);
-        stdout
-    }
-}
-
-async fn wait_ready(http: &Http, url: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let ready = tokio::time::timeout(
-            Duration::from_secs(1),
-            http.client
-                .get(format!("{url}/readyz").parse().expect("uri")),
-        )
-        .await
-        .ok()
-        .and_then(Result::ok)
-        .is_some_and(|r| r.status().is_success());
-        if ready {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the gateway did not become ready"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    support::write_seed(dir, &seed)
 }
 
 /// Every form a secret could take in a log or a file: the text itself, and for the base64 keys
@@ -303,37 +116,47 @@ fn trickle_headers(addr: &str, give_up: Duration) -> Option<Duration> {
     None
 }
 
+/// The database a story runs on.
+enum Db<'a> {
+    /// An SQLite file in the test's folder: every byte of its files is scanned.
+    Sqlite,
+    /// A PostgreSQL database: every row of every table is scanned, every column as text.
+    Postgres(&'a PgDatabase),
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_secret_reaches_a_log_a_response_an_audit_entry_or_the_database() {
+    secrets_story(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_secret_reaches_a_log_a_response_an_audit_entry_or_the_database_on_postgresql() {
+    let Some(pg) = PgDatabase::create("tg_secrets") else {
+        return;
+    };
+    secrets_story(Db::Postgres(&pg)).await;
+}
+
+async fn secrets_story(database: Db<'_>) {
     let dir = tempfile::tempdir().expect("tempdir");
     let port = free_port();
     let gateway = format!("http://127.0.0.1:{port}");
     let (_emulator, emulator) = start_emulator(&write_seed(dir.path(), &gateway));
-    let db = dir.path().join("gateway.db");
     let master_key_file = dir.path().join("master.key");
     let agent_key_file = dir.path().join("agent.key");
-    let env = Env {
-        vars: vec![
-            (
-                "TELEPHONY_DATABASE_URL",
-                format!("sqlite://{}?mode=rwc", db.display()),
-            ),
-            ("TELEPHONY_LISTEN", format!("127.0.0.1:{port}")),
-            ("TELEPHONY_PUBLIC_URL", gateway.clone()),
-            (
-                "TELEPHONY_MASTER_KEY_FILE",
-                master_key_file.display().to_string(),
-            ),
-            (
-                "TELEPHONY_AGENT_TOKEN_KEY_FILE",
-                agent_key_file.display().to_string(),
-            ),
-            ("TELEPHONY_TWILIO_API_BASE", format!("{emulator}/")),
-            ("TELEPHONY_TELNYX_API_BASE", format!("{emulator}/v2")),
-            ("RUST_LOG", "trace".into()),
-        ],
+    let database_url = match database {
+        Db::Sqlite => format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("gateway.db").display()
+        ),
+        Db::Postgres(pg) => pg.url.clone(),
     };
+    let mut env = Env::new(dir.path(), &database_url, port, &emulator);
+    env.set("RUST_LOG", "trace");
     let mut printed = Vec::new();
+    // On PostgreSQL the keys are created once, by the operator (`keys init`); its output is
+    // scanned too.
+    env.run(&["keys", "init"], &mut printed);
     let mut org_keys = Vec::new();
     for name in ["acme", "globex"] {
         let out = env.run(&["org", "create", "--name", name], &mut printed);
@@ -356,7 +179,9 @@ async fn no_secret_reaches_a_log_a_response_an_audit_entry_or_the_database() {
 
     // While the story runs: a client trickling its headers must be cut off by the server.
     let addr = format!("127.0.0.1:{port}");
-    let slow = tokio::task::spawn_blocking(move || trickle_headers(&addr, Duration::from_secs(25)));
+    let slow = matches!(database, Db::Sqlite).then(|| {
+        tokio::task::spawn_blocking(move || trickle_headers(&addr, Duration::from_secs(25)))
+    });
 
     // Refused credentials: the error body must not echo them.
     let (status, refused) = http
@@ -505,7 +330,10 @@ async fn no_secret_reaches_a_log_a_response_an_audit_entry_or_the_database() {
     assert!(metrics.contains("# TYPE"), "{metrics}");
     http.send("GET", &api("/openapi.json"), &[], None).await;
 
-    let slow = slow.await.expect("slow client");
+    let slow = match slow {
+        Some(slow) => Some(slow.await.expect("slow client")),
+        None => None,
+    };
     drop(gateway_proc);
 
     // A master-key rotation re-wraps every stored secret; its output is scanned too.
@@ -549,13 +377,10 @@ async fn no_secret_reaches_a_log_a_response_an_audit_entry_or_the_database() {
         "the log is empty?"
     );
     let bodies = http.bodies.lock().expect("lock").clone();
-    let mut db_files: Vec<(String, Vec<u8>)> = Vec::new();
-    for entry in std::fs::read_dir(dir.path()).expect("dir").flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with("gateway.db") {
-            db_files.push((name, std::fs::read(entry.path()).expect("db file")));
-        }
-    }
+    let db_files = match database {
+        Db::Sqlite => sqlite_files(dir.path()),
+        Db::Postgres(pg) => postgres_tables(pg),
+    };
     let db_bytes: usize = db_files.iter().map(|(_, b)| b.len()).sum();
     // The database does hold what we look for in hashed or encrypted form: the key's SHA-256.
     let key_hash: String = ring::digest::digest(&ring::digest::SHA256, key.as_bytes())
@@ -596,22 +421,200 @@ async fn no_secret_reaches_a_log_a_response_an_audit_entry_or_the_database() {
             }
         }
     }
-    #[allow(clippy::print_stdout)]
     {
         println!(
             "secrets: {} secret forms checked ({} secrets) against {log_lines} log lines \
              ({} bytes, RUST_LOG=trace), {} response bodies, {audit_entries} audit entries, {} \
-             subcommand outputs, {} database files ({db_bytes} bytes): found {}",
+             subcommand outputs, {} {} ({db_bytes} bytes): found {}",
             secrets.len(),
             secrets.iter().filter(|(n, _)| !n.contains('(')).count(),
             log.len(),
             bodies.len(),
             printed.len(),
             db_files.len(),
+            match database {
+                Db::Sqlite => "SQLite files",
+                Db::Postgres(_) => "PostgreSQL tables (every column of every row)",
+            },
             found.len()
         );
     }
     assert!(found.is_empty(), "secrets leaked: {found:#?}");
-    let slow = slow.expect("the real server kept a client trickling its headers for 25 s");
-    assert!(slow < Duration::from_secs(20), "cut off after {slow:?}");
+    if let Some(slow) = slow {
+        let slow = slow.expect("the real server kept a client trickling its headers for 25 s");
+        assert!(slow < Duration::from_secs(20), "cut off after {slow:?}");
+    }
+}
+
+/// Every file of the SQLite database (main file, WAL, shared memory), as bytes.
+fn sqlite_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("dir").flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with("gateway.db") {
+            files.push((name, std::fs::read(entry.path()).expect("db file")));
+        }
+    }
+    files
+}
+
+/// Every table of the PostgreSQL database, every row and every column in PostgreSQL's text
+/// form (`COPY ... TO STDOUT`), vault ciphertext columns included.
+fn postgres_tables(pg: &PgDatabase) -> Vec<(String, Vec<u8>)> {
+    let tables = pg.query("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1");
+    let tables: Vec<&str> = tables.lines().filter(|t| !t.is_empty()).collect();
+    assert!(tables.len() >= 5, "tables: {tables:?}");
+    let columns =
+        pg.query("SELECT count(*) FROM information_schema.columns WHERE table_schema = 'public'");
+    println!(
+        "secrets: PostgreSQL scan covers {} tables, {} columns",
+        tables.len(),
+        columns.trim()
+    );
+    tables
+        .iter()
+        .map(|table| {
+            let rows = pg.query(&format!("COPY (SELECT * FROM \"{table}\") TO STDOUT"));
+            (format!("table {table}"), rows.into_bytes())
+        })
+        .collect()
+}
+
+/// A client that sends its headers at once and then trickles its body (one byte every 200
+/// ms) is answered 408 and disconnected at the body deadline (2 s here), and the server
+/// still serves others. Then the same client's bad API keys are braked (429) by the real
+/// server, which knows the peer's address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_trickling_its_body_is_cut_off_at_the_body_deadline() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let gateway = format!("http://127.0.0.1:{port}");
+    let (_emulator, emulator) = start_emulator(&write_seed(dir.path(), &gateway));
+    let database_url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("gateway.db").display()
+    );
+    let mut env = Env::new(dir.path(), &database_url, port, &emulator);
+    env.set("TELEPHONY_BODY_READ_TIMEOUT_SECS", "2")
+        .set("TELEPHONY_AUTH_FAILURE_LIMIT", "5");
+    let key = env.init_org("acme");
+    let _gateway = env.serve(&dir.path().join("gateway.log"));
+    let http = Http::new();
+    wait_ready(&http, &gateway).await;
+    let addr = format!("127.0.0.1:{port}");
+    let (elapsed, answer) = tokio::task::spawn_blocking(move || {
+        trickle_body(
+            &addr,
+            "POST /webhooks/twilio/voice HTTP/1.1\r\nHost: x\r\n\
+             Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000\r\n\r\n",
+            Duration::from_secs(20),
+        )
+    })
+    .await
+    .expect("slow client");
+    let elapsed = elapsed.expect("the server kept a client trickling its body for 20 s");
+    println!("slow body: cut off after {elapsed:?} (deadline 2 s), answer: {answer:?}");
+    assert!(
+        elapsed < Duration::from_secs(10),
+        "cut off after {elapsed:?}"
+    );
+    assert!(
+        answer.starts_with("HTTP/1.1 408"),
+        "expected a 408 before the close: {answer:?}"
+    );
+    // The same with the REST API's JSON body (a valid key: the body is read).
+    let addr = format!("127.0.0.1:{port}");
+    let head = format!(
+        "POST /v1/agents HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n\
+         Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n"
+    );
+    let (elapsed, answer) =
+        tokio::task::spawn_blocking(move || trickle_body(&addr, &head, Duration::from_secs(20)))
+            .await
+            .expect("slow client");
+    let elapsed = elapsed.expect("the server kept a client trickling its JSON body for 20 s");
+    assert!(
+        elapsed < Duration::from_secs(10),
+        "cut off after {elapsed:?}"
+    );
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer:?}");
+    // With a bad key the request is refused before its body is read.
+    let addr = format!("127.0.0.1:{port}");
+    let (_, answer) = tokio::task::spawn_blocking(move || {
+        trickle_body(
+            &addr,
+            "POST /v1/agents HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer tgk_x\r\n\
+             Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n",
+            Duration::from_secs(20),
+        )
+    })
+    .await
+    .expect("slow client");
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer:?}");
+    let (status, _) = http
+        .send("GET", &format!("{gateway}/healthz"), &[], None)
+        .await;
+    assert_eq!(status, 200);
+
+    // The real server gives the router the peer's address: bad keys from this client are
+    // braked after the configured 5 failures (the JSON body above was one).
+    let mut statuses = Vec::new();
+    for i in 0..6 {
+        let (status, body) = http
+            .json(
+                "GET",
+                &format!("{gateway}/v1/numbers"),
+                Some(&format!("tgk_wrong{i}")),
+                None,
+            )
+            .await;
+        statuses.push(status);
+        if status == 429 {
+            assert_eq!(body["error"]["code"], "too_many_auth_failures", "{body}");
+        }
+    }
+    assert_eq!(statuses.first(), Some(&401), "{statuses:?}");
+    assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
+}
+
+/// Sends `head` then one body byte every 200 ms; how long until the server closed the
+/// connection (or `None` after `give_up`), and what it answered before closing.
+fn trickle_body(addr: &str, head: &str, give_up: Duration) -> (Option<Duration>, String) {
+    let start = Instant::now();
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .expect("timeout");
+    stream.write_all(head.as_bytes()).expect("head");
+    let mut answer = Vec::new();
+    let mut buf = [0_u8; 1024];
+    while start.elapsed() < give_up {
+        if stream.write_all(b"a").is_err() {
+            return (
+                Some(start.elapsed()),
+                String::from_utf8_lossy(&answer).into_owned(),
+            );
+        }
+        match stream.read(&mut buf) {
+            Ok(0) => {
+                return (
+                    Some(start.elapsed()),
+                    String::from_utf8_lossy(&answer).into_owned(),
+                );
+            }
+            Ok(n) => answer.extend_from_slice(&buf[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => {
+                return (
+                    Some(start.elapsed()),
+                    String::from_utf8_lossy(&answer).into_owned(),
+                );
+            }
+        }
+    }
+    (None, String::from_utf8_lossy(&answer).into_owned())
 }

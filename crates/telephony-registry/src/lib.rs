@@ -70,11 +70,13 @@
 //! trait, built by a [`ClientFactory`].
 
 mod agents;
+mod bulk;
 mod calls;
 mod connections;
 mod entity;
 mod error;
 mod forwarding;
+mod inbound;
 mod keys;
 mod live_calls;
 mod managed;
@@ -83,13 +85,18 @@ mod numbers;
 mod ops;
 mod orgs;
 mod registry;
+mod test_calls;
 
+pub use bulk::{BulkNumber, BulkTenant, BulkTwilioConnection, SeededTenant};
 pub use error::{RegistryError, Result};
 pub use forwarding::{ForwardedCall, ForwardedNumber, NewForwardedNumber};
+pub use inbound::{InboundAnswer, InboundCall, InboundRoute};
 pub use live_calls::{CallerId, IdempotencyClaim, OutboundCallInfo, PlaceCall};
 pub use managed::{
     ManagedOrder, ManagedRelease, NumberPath, OrderRefresh, OrderStatus, PlatformAccounts,
     PlatformTelnyx, PlatformTwilio,
 };
 pub use model::*;
+pub use numbers::AccountNumberPage;
 pub use registry::{CARRIER_CALLS_METRIC, ClientFactory, Registry, RegistryConfig};
+pub use test_calls::{TestCall, TestCallState};

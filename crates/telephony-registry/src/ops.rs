@@ -340,7 +340,10 @@ impl Registry {
                                 Err(e) => return Err(RegistryError::from_carrier(&e)),
                             }
                         }
-                        Ok(_) | Err(CarrierError::NotFound { .. }) => {}
+                        Ok(_) => {}
+                        Err(CarrierError::NotFound { .. }) => {
+                            self.confirm_gone(&scope, &*carrier, &e164).await?;
+                        }
                         Err(e) => return Err(RegistryError::from_carrier(&e)),
                     }
                 }
@@ -376,7 +379,10 @@ impl Registry {
                                 .await
                             {
                                 Ok(_) => Restore::Restored,
-                                Err(CarrierError::NotFound { .. }) => Restore::NumberGone,
+                                Err(CarrierError::NotFound { .. }) => {
+                                    self.confirm_gone(&scope, &*carrier, &e164).await?;
+                                    Restore::NumberGone
+                                }
                                 Err(e) if e.blame() == Blame::Caller => {
                                     // The carrier refused the restore for good: retrying
                                     // cannot help, so the number stays as it was.
@@ -391,7 +397,10 @@ impl Registry {
                         Ok(owned) => Restore::LeftAsRepointed {
                             current: owned.inbound,
                         },
-                        Err(CarrierError::NotFound { .. }) => Restore::NumberGone,
+                        Err(CarrierError::NotFound { .. }) => {
+                            self.confirm_gone(&scope, &*carrier, &e164).await?;
+                            Restore::NumberGone
+                        }
                         Err(e) if e.blame() == Blame::Caller => {
                             // The carrier refuses to even show the number (credentials revoked,
                             // request refused): nothing was changed, so the number stays.
@@ -467,7 +476,14 @@ impl Registry {
             // The change did not happen (the carrier holds the old applied configuration), or
             // someone changed the number in the console since (drift, as before the repoint),
             // or the number left the account: `applied` stays the old one.
-            Ok(_) | Err(CarrierError::NotFound { .. }) => {
+            Err(CarrierError::NotFound { .. }) => {
+                self.confirm_gone(scope, carrier, e164).await?;
+                delete_op(&self.db, &op.id).await?;
+                Ok(Resolution::RolledBack(RegistryError::CarrierUnavailable(
+                    "the number was not repointed".into(),
+                )))
+            }
+            Ok(_) => {
                 delete_op(&self.db, &op.id).await?;
                 Ok(Resolution::RolledBack(RegistryError::CarrierUnavailable(
                     "the number was not repointed".into(),
@@ -476,6 +492,35 @@ impl Registry {
             // Unreachable, or refusing to show the number (credentials revoked): which
             // configuration it holds is unknown, so the operation waits for the next attempt
             // (a rotation of the credentials, or a disconnection, ends it).
+            Err(e) => Err(RegistryError::from_carrier(&e)),
+        }
+    }
+
+    /// A 404 is what a carrier answers for a number that left the account, but one answer can be
+    /// wrong (a carrier's or a proxy's hiccup), and believing it would skip the customer's
+    /// restoration for good. Before an operation gives a number up as gone, a second read must
+    /// agree; when the number is still there the operation stays pending, and the next attempt
+    /// (at once by the caller, or by recovery) finds the number and goes its normal way.
+    async fn confirm_gone(
+        &self,
+        scope: &Scope<'_>,
+        carrier: &dyn telephony_carrier::Carrier,
+        e164: &E164,
+    ) -> Result<()> {
+        match self
+            .audited(scope, "fetch_number", false, carrier.fetch_number(e164))
+            .await
+        {
+            Err(CarrierError::NotFound { .. }) => Ok(()),
+            Ok(_) => {
+                tracing::warn!(
+                    number = %e164,
+                    "the carrier answered 404 for a number it still holds; retried later"
+                );
+                Err(RegistryError::CarrierUnavailable(
+                    "the carrier answered 404 for a number it still holds".into(),
+                ))
+            }
             Err(e) => Err(RegistryError::from_carrier(&e)),
         }
     }

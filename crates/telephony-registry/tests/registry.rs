@@ -14,6 +14,8 @@ mod calls;
 mod connections;
 #[path = "registry/faults.rs"]
 mod faults;
+#[path = "registry/inbound.rs"]
+mod inbound;
 #[path = "registry/live_calls.rs"]
 mod live_calls;
 #[path = "registry/managed.rs"]
@@ -22,6 +24,10 @@ mod managed;
 mod migrations;
 #[path = "registry/numbers.rs"]
 mod numbers;
+#[path = "registry/scale.rs"]
+mod scale;
+#[path = "registry/test_calls.rs"]
+mod test_calls;
 
 use harness::*;
 use telephony_registry::{

@@ -6,7 +6,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::middleware;
 use axum::routing::{get, post};
 
-use crate::api::{agents, audit, calls, carriers, managed, numbers};
+use crate::api::{agents, audit, calls, carriers, managed, numbers, test_calls};
 use crate::state::AppState;
 use crate::{ops, outbound, webhooks};
 
@@ -32,6 +32,8 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
                 .delete(numbers::remove),
         )
         .route("/numbers/{id}/diagnostics", get(numbers::diagnostics))
+        .route("/numbers/{id}/test-call", post(test_calls::place))
+        .route("/numbers/{id}/test-calls/{test_id}", get(test_calls::get))
         .route(
             "/numbers/{id}/forwarded-from",
             post(managed::add_forwarded).get(managed::list_forwarded_to),
@@ -77,6 +79,14 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/webhooks/twilio/status", post(webhooks::twilio_status))
         .route("/webhooks/telnyx/texml", post(webhooks::telnyx_texml))
         .route("/webhooks/telnyx/status", post(webhooks::telnyx_status))
+        .route(
+            "/webhooks/twilio/test-call/answer",
+            post(crate::test_call::answer),
+        )
+        .route(
+            "/webhooks/telnyx/test-call/answer",
+            post(crate::test_call::answer),
+        )
         .route(
             "/webhooks/twilio/outbound/{id}",
             post(outbound::twilio_instructions),

@@ -167,11 +167,14 @@ fn write_private(path: &Path, text: &str) -> Result<(), CommandError> {
 }
 
 fn carrier_clients(config: &Config) -> Result<CarrierClients, CommandError> {
-    let twilio = TwilioConfig {
+    let mut twilio = TwilioConfig {
         base_url: config.twilio_api_base.clone(),
+        pricing_base_url: config.twilio_pricing_base.clone(),
         ..TwilioConfig::default()
     };
+    twilio.timeouts.request = config.carrier_timeout();
     let mut telnyx = TelnyxConfig::default();
+    telnyx.timeouts.request = config.carrier_timeout();
     if let Some(base) = &config.telnyx_api_base {
         telnyx.base_url = base.clone();
     }
@@ -188,6 +191,11 @@ pub async fn open_registry(config: &Config) -> Result<Registry, CommandError> {
     let clients = carrier_clients(config)?;
     let mut registry_config = RegistryConfig::new(config.public_url.as_str());
     registry_config.rotation_grace = config.rotation_grace();
+    registry_config.stale_operation_after = Duration::from_secs(config.stale_operation_secs);
+    registry_config.idempotency_lease = Duration::from_secs(config.idempotency_lease_secs);
+    registry_config.idempotency_key_ttl = Duration::from_secs(config.idempotency_key_ttl_secs);
+    registry_config.webhook_idempotency_ttl =
+        Duration::from_secs(config.webhook_idempotency_ttl_secs);
     let registry = Registry::open(
         &config.database_url,
         keyring,
@@ -215,12 +223,11 @@ pub async fn app_state(config: &Config) -> Result<AppState, CommandError> {
     let metrics = crate::metrics::install_recorder()
         .map_err(|e| CommandError::Config(format!("metrics: {e}")))?;
     let tokens = load_call_tokens(&config.agent_token_key_file, embedded(config))?;
-    Ok(AppState::new(
-        registry,
-        metrics,
-        config.public_url.clone(),
-        tokens,
-    ))
+    Ok(
+        AppState::new(registry, metrics, config.public_url.clone(), tokens)
+            .with_auth_limiter(crate::auth_limit::AuthLimiter::new(config.auth_limit()))
+            .with_route_cache(config.route_cache()),
+    )
 }
 
 /// `serve`: runs the gateway until SIGINT/SIGTERM, then finishes in-flight requests.
@@ -231,7 +238,10 @@ pub async fn serve(config: Config) -> Result<(), CommandError> {
     let state = app_state(&config).await?;
     let report = state.registry().recover_pending_operations().await?;
     tracing::info!(?report, "recovered operations left in flight");
-    let recovery = tokio::spawn(recover_periodically(state.registry().clone()));
+    let recovery = tokio::spawn(recover_periodically(
+        state.registry().clone(),
+        config.recovery_interval(),
+    ));
     let synced = state.registry().sync_platform_telnyx().await?;
     if synced > 0 {
         tracing::info!(
@@ -239,6 +249,7 @@ pub async fn serve(config: Config) -> Result<(), CommandError> {
             "managed telnyx connections updated to the platform account"
         );
     }
+    let sweep = tokio::spawn(sweep_idempotency_periodically(state.registry().clone()));
     let orders = tokio::spawn(refresh_orders_periodically(
         state.registry().clone(),
         config.managed_order_poll(),
@@ -257,23 +268,25 @@ pub async fn serve(config: Config) -> Result<(), CommandError> {
     let grace = config.shutdown_grace();
     // Not `axum::serve`: it gives hyper no timer, so a client trickling its headers would hold
     // a connection forever (see `server`).
-    let result = crate::server::serve(
+    let result = crate::server::serve_with_deadlines(
         listener,
         app,
-        crate::server::HEADER_READ_TIMEOUT,
+        config.client_deadlines(),
         shutdown_signal(grace),
     )
     .await
     .map_err(io("serving"));
     recovery.abort();
     orders.abort();
+    sweep.abort();
     tracing::info!("telephony-gateway stopped");
     result
 }
 
-/// Every minute, finish or undo operations another instance (or a crash) left in flight.
-async fn recover_periodically(registry: Registry) {
-    let mut tick = tokio::time::interval(Duration::from_secs(60));
+/// Every `every` (a minute by default), finish or undo operations another instance (or a
+/// crash) left in flight.
+async fn recover_periodically(registry: Registry, every: Duration) {
+    let mut tick = tokio::time::interval(every);
     tick.tick().await;
     loop {
         tick.tick().await;
@@ -281,6 +294,31 @@ async fn recover_periodically(registry: Registry) {
             Ok(report) if report != Default::default() => tracing::info!(?report, "recovery pass"),
             Ok(_) => {}
             Err(error) => tracing::warn!(error = %error, "recovery pass failed"),
+        }
+    }
+}
+
+/// Every ten minutes, deletes expired idempotency records (answers to `Idempotency-Key`s and
+/// webhooks), in bounded batches: at most ten batches of 1000 rows of each kind per pass.
+async fn sweep_idempotency_periodically(registry: Registry) {
+    const BATCH: u64 = 1000;
+    let mut tick = tokio::time::interval(Duration::from_secs(600));
+    loop {
+        tick.tick().await;
+        for _ in 0..10 {
+            match registry.sweep_idempotency(BATCH).await {
+                Ok((0, 0)) => break,
+                Ok((keys, webhooks)) => {
+                    tracing::debug!(keys, webhooks, "expired idempotency records deleted");
+                    if keys < BATCH && webhooks < BATCH {
+                        break;
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(error = %error, "idempotency sweep failed");
+                    break;
+                }
+            }
         }
     }
 }

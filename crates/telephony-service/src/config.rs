@@ -127,6 +127,21 @@ pub struct Config {
     #[arg(long, env = "TELEPHONY_MANAGED_ORDER_POLL_SECS", default_value_t = 30)]
     pub managed_order_poll_secs: u64,
 
+    /// How long, in milliseconds, an instance reuses its read of a number, its connection's
+    /// webhook secrets and its agent for inbound webhooks; 0 disables the cache. A removed
+    /// number or a revoked credential stops working on every instance at most this long after
+    /// the change (see `docs/ARCHITECTURE.md`).
+    #[arg(long, env = "TELEPHONY_ROUTE_CACHE_TTL_MS", default_value_t = 1_000)]
+    pub route_cache_ttl_ms: u64,
+
+    /// The most numbers the inbound route cache holds at once.
+    #[arg(
+        long,
+        env = "TELEPHONY_ROUTE_CACHE_CAPACITY",
+        default_value_t = 100_000
+    )]
+    pub route_cache_capacity: usize,
+
     /// Log format.
     #[arg(long, env = "TELEPHONY_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
@@ -142,6 +157,60 @@ pub struct Config {
     /// How long graceful shutdown waits for in-flight requests, in seconds.
     #[arg(long, env = "TELEPHONY_SHUTDOWN_GRACE_SECS", default_value_t = 20)]
     pub shutdown_grace_secs: u64,
+
+    /// How long a client may take to send a request's body once its headers are in, in
+    /// seconds; a slower one is answered 408 and disconnected.
+    #[arg(long, env = "TELEPHONY_BODY_READ_TIMEOUT_SECS", default_value_t = 30)]
+    pub body_read_timeout_secs: u64,
+
+    /// Failed API-key authentications one client address may make per window before it is
+    /// answered 429 (a per-instance brake, see docs/SECURITY.md); 0 turns it off.
+    #[arg(long, env = "TELEPHONY_AUTH_FAILURE_LIMIT", default_value_t = 20)]
+    pub auth_failure_limit: u32,
+
+    /// The window of `TELEPHONY_AUTH_FAILURE_LIMIT`, in seconds.
+    #[arg(long, env = "TELEPHONY_AUTH_FAILURE_WINDOW_SECS", default_value_t = 60)]
+    pub auth_failure_window_secs: u64,
+
+    /// How often operations left in flight (by a crash or a carrier failure) are recovered, in
+    /// seconds.
+    #[arg(long, env = "TELEPHONY_RECOVERY_INTERVAL_SECS", default_value_t = 60)]
+    pub recovery_interval_secs: u64,
+
+    /// How old an operation in flight must be before recovery takes it over, in seconds. It
+    /// must exceed the longest workflow (carrier timeouts and retries included), or recovery
+    /// could undo a workflow another instance is still running.
+    #[arg(long, env = "TELEPHONY_STALE_OPERATION_SECS", default_value_t = 120)]
+    pub stale_operation_secs: u64,
+
+    /// How long one attempt of a carrier API call may take, in milliseconds.
+    #[arg(long, env = "TELEPHONY_CARRIER_TIMEOUT_MS", default_value_t = 15_000)]
+    pub carrier_timeout_ms: u64,
+
+    /// How long a request holds an `Idempotency-Key` it claimed without answering (it died),
+    /// in seconds; after it the key can be claimed again.
+    #[arg(long, env = "TELEPHONY_IDEMPOTENCY_LEASE_SECS", default_value_t = 300)]
+    pub idempotency_lease_secs: u64,
+
+    /// How long the answer to an `Idempotency-Key` is kept, in seconds.
+    #[arg(
+        long,
+        env = "TELEPHONY_IDEMPOTENCY_KEY_TTL_SECS",
+        default_value_t = 86_400
+    )]
+    pub idempotency_key_ttl_secs: u64,
+
+    /// How long a webhook's stored answer is kept for carrier retries, in seconds.
+    #[arg(
+        long,
+        env = "TELEPHONY_WEBHOOK_IDEMPOTENCY_TTL_SECS",
+        default_value_t = 172_800
+    )]
+    pub webhook_idempotency_ttl_secs: u64,
+
+    /// Base URL of Twilio's Pricing API (monthly cost of numbers for sale); for an emulator.
+    #[arg(long, env = "TELEPHONY_TWILIO_PRICING_BASE")]
+    pub twilio_pricing_base: Option<Url>,
 }
 
 impl Config {
@@ -189,9 +258,49 @@ impl Config {
         Duration::from_secs(self.managed_order_poll_secs.max(1))
     }
 
+    /// The inbound route cache's settings.
+    #[must_use]
+    pub fn route_cache(&self) -> crate::route_cache::RouteCacheConfig {
+        crate::route_cache::RouteCacheConfig {
+            ttl: Duration::from_millis(self.route_cache_ttl_ms),
+            capacity: self.route_cache_capacity,
+        }
+    }
+
     /// The graceful-shutdown deadline.
     #[must_use]
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_secs(self.shutdown_grace_secs)
+    }
+
+    /// The deadlines the server gives its clients.
+    #[must_use]
+    pub fn client_deadlines(&self) -> crate::server::ClientDeadlines {
+        crate::server::ClientDeadlines {
+            header_read: crate::server::HEADER_READ_TIMEOUT,
+            body_read: Duration::from_secs(self.body_read_timeout_secs.max(1)),
+        }
+    }
+
+    /// The authentication-failure brake's settings.
+    #[must_use]
+    pub fn auth_limit(&self) -> crate::auth_limit::AuthLimitConfig {
+        crate::auth_limit::AuthLimitConfig {
+            max_failures: self.auth_failure_limit,
+            window: Duration::from_secs(self.auth_failure_window_secs.max(1)),
+            ..crate::auth_limit::AuthLimitConfig::default()
+        }
+    }
+
+    /// How often recovery runs.
+    #[must_use]
+    pub fn recovery_interval(&self) -> Duration {
+        Duration::from_secs(self.recovery_interval_secs.max(1))
+    }
+
+    /// The carrier request timeout.
+    #[must_use]
+    pub fn carrier_timeout(&self) -> Duration {
+        Duration::from_millis(self.carrier_timeout_ms.max(1))
     }
 }

@@ -17,6 +17,7 @@
 pub mod api;
 pub mod app;
 pub mod auth;
+pub mod auth_limit;
 pub mod call_token;
 pub mod commands;
 pub mod config;
@@ -26,9 +27,11 @@ pub mod metrics;
 pub mod openapi;
 pub mod ops;
 pub mod outbound;
+pub mod route_cache;
 pub mod server;
 pub mod state;
 pub mod telemetry;
+pub mod test_call;
 pub mod webhooks;
 
 pub use app::router;

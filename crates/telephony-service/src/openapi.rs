@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::api::{agents, audit, calls, carriers, managed, numbers};
+use crate::api::{agents, audit, calls, carriers, managed, numbers, test_calls};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -15,7 +15,7 @@ use crate::api::{agents, audit, calls, carriers, managed, numbers};
         carriers::connect, carriers::list, carriers::get, carriers::rotate, carriers::disconnect,
         carriers::available_numbers,
         numbers::import, numbers::list, numbers::get, numbers::update, numbers::remove,
-        numbers::diagnostics,
+        numbers::diagnostics, test_calls::place, test_calls::get,
         agents::create, agents::list, agents::get, agents::update, agents::delete,
         calls::list, calls::place, calls::get, calls::transfer, calls::hangup,
         calls::start_recording, calls::stop_recording, calls::delete_recording,

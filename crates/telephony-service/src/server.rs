@@ -1,16 +1,24 @@
-//! The HTTP/1.1 server loop: the router on a TCP listener, with the bound that `axum::serve`
+//! The HTTP/1.1 server loop: the router on a TCP listener, with the bounds that `axum::serve`
 //! does not set. `axum::serve` builds hyper's connection without a timer, so hyper's
 //! header-read timeout never runs: a client that opens a connection and trickles its request
 //! headers (or sends nothing) holds the connection, a task and a file descriptor forever, and
 //! a few thousand of them exhaust the process. Here every connection gets a deadline to deliver
-//! a request's headers, the first one and each next one on a kept-alive connection.
+//! a request's headers, the first one and each next one on a kept-alive connection, and every
+//! request a deadline to deliver its body (counted from the end of its headers): a client that
+//! trickles a body is answered `408 request_timeout` and its connection closed. The peer's
+//! address is given to the router as [`axum::extract::ConnectInfo`].
 
 use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Body;
-use hyper::body::Incoming;
+use axum::body::{Body, Bytes};
+use axum::extract::ConnectInfo;
+use axum::response::IntoResponse;
+use hyper::body::{Frame, Incoming, SizeHint};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tower::ServiceExt;
@@ -19,8 +27,70 @@ use tower::ServiceExt;
 /// for them (connection opened, or previous response sent on a kept-alive connection).
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Serves `app` on `listener` until `shutdown` completes, then stops accepting, lets every
-/// open connection finish its request in flight and returns when all are closed.
+/// How long a client may take to send a request's body once its headers are in.
+pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The time bounds the server puts on its clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientDeadlines {
+    /// See [`HEADER_READ_TIMEOUT`].
+    pub header_read: Duration,
+    /// See [`BODY_READ_TIMEOUT`].
+    pub body_read: Duration,
+}
+
+impl Default for ClientDeadlines {
+    fn default() -> Self {
+        Self {
+            header_read: HEADER_READ_TIMEOUT,
+            body_read: BODY_READ_TIMEOUT,
+        }
+    }
+}
+
+/// The error a request body gives when its client missed the body deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the request body was not received in time")]
+pub struct BodyTimeout;
+
+/// A request body that fails with [`BodyTimeout`] once its deadline passes.
+struct DeadlineBody {
+    inner: Incoming,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+    expired: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl hyper::body::Body for DeadlineBody {
+    type Data = Bytes;
+    type Error = axum::BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = &mut *self;
+        if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
+            return Poll::Ready(frame.map(|result| result.map_err(Into::into)));
+        }
+        if this.deadline.as_mut().poll(cx).is_ready() {
+            this.expired
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            return Poll::Ready(Some(Err(Box::new(BodyTimeout))));
+        }
+        Poll::Pending
+    }
+
+    fn is_end_stream(&self) -> bool {
+        hyper::body::Body::is_end_stream(&self.inner)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        hyper::body::Body::size_hint(&self.inner)
+    }
+}
+
+/// Serves `app` on `listener` with a header deadline and the default body deadline; see
+/// [`serve_with_deadlines`].
 ///
 /// # Errors
 /// None today; the `Result` leaves room for listener failures that should stop the server.
@@ -28,6 +98,29 @@ pub async fn serve(
     listener: TcpListener,
     app: Router,
     header_read_timeout: Duration,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    serve_with_deadlines(
+        listener,
+        app,
+        ClientDeadlines {
+            header_read: header_read_timeout,
+            ..ClientDeadlines::default()
+        },
+        shutdown,
+    )
+    .await
+}
+
+/// Serves `app` on `listener` until `shutdown` completes, then stops accepting, lets every
+/// open connection finish its request in flight and returns when all are closed.
+///
+/// # Errors
+/// None today; the `Result` leaves room for listener failures that should stop the server.
+pub async fn serve_with_deadlines(
+    listener: TcpListener,
+    app: Router,
+    deadlines: ClientDeadlines,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     // Polled on its own task from now on, so a signal handler inside it is installed at once,
@@ -42,9 +135,9 @@ pub async fn serve(
     let (closed_tx, closed_rx) = tokio::sync::watch::channel(());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     loop {
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => stream,
+                Ok(accepted) => accepted,
                 Err(error) => {
                     // Out of file descriptors and the like: transient, back off and retry.
                     tracing::warn!(error = %error, "accepting a connection failed");
@@ -60,12 +153,46 @@ pub async fn serve(
         let closed = closed_rx.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |request: http::Request<Incoming>| {
-                app.clone().oneshot(request.map(Body::new))
+                let (mut parts, body) = request.into_parts();
+                parts.extensions.insert(ConnectInfo::<SocketAddr>(peer));
+                let app = app.clone();
+                async move {
+                    if hyper::body::Body::is_end_stream(&body) {
+                        return app
+                            .oneshot(http::Request::from_parts(parts, Body::new(body)))
+                            .await;
+                    }
+                    let expired = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+                    let body = DeadlineBody {
+                        inner: body,
+                        deadline: Box::pin(tokio::time::sleep(deadlines.body_read)),
+                        expired: std::sync::Arc::clone(&expired),
+                    };
+                    let response = app
+                        .oneshot(http::Request::from_parts(parts, Body::new(body)))
+                        .await?;
+                    // Whatever the handler made of the failed read (a 400 or a 413), the
+                    // client is told it was too slow, and the connection is not kept.
+                    if expired.load(std::sync::atomic::Ordering::Relaxed) {
+                        let mut response = crate::error::ApiError::new(
+                            http::StatusCode::REQUEST_TIMEOUT,
+                            "request_timeout",
+                            "the request body was not received in time",
+                        )
+                        .into_response();
+                        response.headers_mut().insert(
+                            http::header::CONNECTION,
+                            http::HeaderValue::from_static("close"),
+                        );
+                        return Ok(response);
+                    }
+                    Ok(response)
+                }
             });
             let mut builder = hyper::server::conn::http1::Builder::new();
             builder
                 .timer(TokioTimer::new())
-                .header_read_timeout(header_read_timeout);
+                .header_read_timeout(deadlines.header_read);
             let connection = builder
                 .serve_connection(TokioIo::new(stream), service)
                 .with_upgrades();

@@ -7,12 +7,16 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use telephony_registry::Registry;
 use url::Url;
 
+use crate::auth_limit::AuthLimiter;
 use crate::call_token::CallTokens;
+use crate::route_cache::{RouteCache, RouteCacheConfig};
 
 /// The application state: cheap to clone (everything inside is shared).
 #[derive(Debug, Clone)]
 pub struct AppState {
     inner: Arc<Inner>,
+    auth_limiter: Arc<AuthLimiter>,
+    route_cache: Arc<RouteCache>,
 }
 
 #[derive(Debug)]
@@ -41,7 +45,36 @@ impl AppState {
                 telnyx_tolerance: telephony_webhook::telnyx::DEFAULT_TOLERANCE,
                 call_tokens,
             }),
+            auth_limiter: Arc::new(AuthLimiter::default()),
+            route_cache: Arc::new(RouteCache::new(RouteCacheConfig::DISABLED)),
         }
+    }
+
+    /// The same state with another authentication-failure limiter (see [`crate::auth_limit`]).
+    #[must_use]
+    pub fn with_auth_limiter(mut self, limiter: AuthLimiter) -> Self {
+        self.auth_limiter = Arc::new(limiter);
+        self
+    }
+
+    /// The same state with an inbound route cache (see [`crate::route_cache`]); the state of
+    /// [`AppState::new`] caches nothing.
+    #[must_use]
+    pub fn with_route_cache(mut self, config: RouteCacheConfig) -> Self {
+        self.route_cache = Arc::new(RouteCache::new(config));
+        self
+    }
+
+    /// The inbound route cache.
+    #[must_use]
+    pub fn route_cache(&self) -> &RouteCache {
+        &self.route_cache
+    }
+
+    /// The authentication-failure limiter.
+    #[must_use]
+    pub fn auth_limiter(&self) -> &AuthLimiter {
+        &self.auth_limiter
     }
 
     /// The registry.

@@ -4,12 +4,16 @@
 mod service {
     pub mod admission;
     pub mod api;
+    pub mod auth_limit;
     pub mod calls;
     pub mod forwarding;
     pub mod hostile;
     pub mod managed;
+    pub mod paging;
+    pub mod route_cache;
     pub mod story;
     pub mod support;
     pub mod tenants;
+    pub mod test_calls;
     pub mod webhooks;
 }

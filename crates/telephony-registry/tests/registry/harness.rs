@@ -276,6 +276,7 @@ impl Env {
             .expect("emulator");
         let twilio = TwilioConfig {
             base_url: Some(emulator.twilio_base_url()),
+            pricing_base_url: Some(emulator.twilio_pricing_base_url()),
             retry: RetryPolicy::no_retries(),
             page_size: 2,
             ..TwilioConfig::default()

@@ -11,6 +11,7 @@ pub mod carriers;
 pub mod idempotency;
 pub mod managed;
 pub mod numbers;
+pub mod test_calls;
 
 use std::fmt;
 

@@ -83,6 +83,7 @@ impl Gateway {
         let clients = CarrierClients::new(
             TwilioConfig {
                 base_url: Some(emulator.twilio_base_url()),
+                pricing_base_url: Some(emulator.twilio_pricing_base_url()),
                 ..TwilioConfig::default()
             },
             TelnyxConfig {
