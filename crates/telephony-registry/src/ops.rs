@@ -307,13 +307,15 @@ impl Registry {
                         .audited(&scope, "fetch_number", false, carrier.fetch_number(&e164))
                         .await
                     {
+                        // The carrier's id of the number as it is now (a number released and
+                        // bought again has a new one), so a stale id cannot 404 forever.
                         Ok(owned) if same_routing(&owned.inbound, target) => {
                             match self
                                 .audited(
                                     &scope,
                                     "replace_inbound_config",
                                     true,
-                                    carrier.replace_inbound_config(&payload.carrier_id, previous),
+                                    carrier.replace_inbound_config(&owned.carrier_id, previous),
                                 )
                                 .await
                             {
@@ -374,7 +376,7 @@ impl Registry {
                                     &scope,
                                     "replace_inbound_config",
                                     true,
-                                    carrier.replace_inbound_config(&payload.carrier_id, saved),
+                                    carrier.replace_inbound_config(&owned.carrier_id, saved),
                                 )
                                 .await
                             {

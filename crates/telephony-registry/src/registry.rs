@@ -249,13 +249,14 @@ impl Registry {
             options.max_connections(1);
         } else {
             // A file database: write-ahead logging (readers never wait for the writer), an fsync
-            // per checkpoint rather than per commit (a commit survives a process crash; only a
-            // power loss may lose the last ones), and writers wait for the lock instead of
+            // per commit (`FULL`: a committed intent, with the customer's saved configuration,
+            // must survive a power loss, or a number the carrier points at the gateway could be
+            // left with no record to restore it from), and writers wait for the lock instead of
             // failing at once.
             options.map_sqlx_sqlite_opts(|sqlite| {
                 sqlite
                     .journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
-                    .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
+                    .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Full)
                     .busy_timeout(Duration::from_secs(5))
             });
         }

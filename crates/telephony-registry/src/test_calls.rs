@@ -7,8 +7,8 @@
 //! the carrier's webhook reaches need not be the same: the placing request polls the row.
 
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder,
-    sea_query::Expr,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, EntityTrait, QueryFilter,
+    QueryOrder, sea_query::Expr,
 };
 use serde::Serialize;
 use telephony_carrier::{CallTarget, E164, OutboundCall, Provider};
@@ -49,6 +49,11 @@ pub(crate) mod test_call {
 
 /// How long after it was started a test call's inbound leg is still recognised.
 const PENDING_FOR: chrono::Duration = chrono::Duration::seconds(120);
+
+/// How long after a test call's leg reached the gateway a webhook for it is still taken as the
+/// carrier's retry of that leg (carriers retry within their webhook timeout, 15 s at Twilio):
+/// after it, a call From = To on the number is an ordinary call again.
+const RETRIES_FOR: chrono::Duration = chrono::Duration::seconds(30);
 
 /// Where a test call is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -187,6 +192,22 @@ impl Registry {
         let number = self.number_row(org_id, number_id).await?;
         let conn = self.connection_row(org_id, &number.connection_id).await?;
         let provider = provider_of(&conn)?;
+        // One test at a time per number: a second one's leg could not be told from the first's.
+        let since = now().checked_sub_signed(PENDING_FOR).unwrap_or_default();
+        let running = test_call::Entity::find()
+            .filter(test_call::Column::NumberId.eq(number.id.as_str()))
+            .filter(test_call::Column::CreatedAt.gte(since))
+            .filter(test_call::Column::State.is_in([
+                TestCallState::Placing.as_str(),
+                TestCallState::Placed.as_str(),
+            ]))
+            .one(&self.db)
+            .await?;
+        if ready && running.is_some() {
+            return Err(RegistryError::Conflict(
+                "a test call of this number is in progress".into(),
+            ));
+        }
         let row = test_call::ActiveModel {
             id: Set(new_id()),
             org_id: Set(org_id.to_owned()),
@@ -296,21 +317,29 @@ impl Registry {
     }
 
     /// The test call of `e164` started in the last two minutes and placed (or being placed, or
-    /// already reached: a carrier's retry of the webhook is the same leg), if any: the voice
-    /// webhooks ask only when a call's `From` equals its `To`.
+    /// reached in the last 30 seconds: a carrier's retry of the webhook is the same leg), if
+    /// any: the voice webhooks ask only when a call's `From` equals its `To`.
     ///
     /// # Errors
     /// [`RegistryError::Database`].
     pub async fn pending_test_call(&self, e164: &str) -> Result<Option<TestCall>> {
         let since = now().checked_sub_signed(PENDING_FOR).unwrap_or_default();
+        let retried_since = now().checked_sub_signed(RETRIES_FOR).unwrap_or_default();
         test_call::Entity::find()
             .filter(test_call::Column::E164.eq(e164))
             .filter(test_call::Column::CreatedAt.gte(since))
-            .filter(test_call::Column::State.is_in([
-                TestCallState::Placing.as_str(),
-                TestCallState::Placed.as_str(),
-                TestCallState::Reached.as_str(),
-            ]))
+            .filter(
+                Condition::any()
+                    .add(test_call::Column::State.is_in([
+                        TestCallState::Placing.as_str(),
+                        TestCallState::Placed.as_str(),
+                    ]))
+                    .add(
+                        Condition::all()
+                            .add(test_call::Column::State.eq(TestCallState::Reached.as_str()))
+                            .add(test_call::Column::ReachedAt.gte(retried_since)),
+                    ),
+            )
             .order_by_desc(test_call::Column::CreatedAt)
             .one(&self.db)
             .await?

@@ -64,22 +64,25 @@ impl FromRequestParts<AppState> for Org {
             .get::<ConnectInfo<SocketAddr>>()
             .map(|ConnectInfo(addr)| addr.ip());
         let limiter = state.auth_limiter();
-        if let Some(wait) = peer.and_then(|ip| limiter.retry_after(ip, Instant::now())) {
-            // Rounded up: a client that waits what it is told is never refused again for it.
-            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-            return Err(AuthRejection {
-                error: ApiError::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "too_many_auth_failures",
-                    "too many failed authentications from this client; retry later",
-                ),
-                retry_after_secs: Some(secs.max(1)),
-            });
-        }
+        // A valid key always works, braked address or not: behind a load balancer or a NAT many
+        // clients share one address, and one client's failures must not lock the others out.
+        // Only failures from a braked address get the 429.
         let result = authenticate(parts, state).await;
         if let (Err(rejection), Some(ip)) = (&result, peer)
             && rejection.status == StatusCode::UNAUTHORIZED
         {
+            if let Some(wait) = limiter.retry_after(ip, Instant::now()) {
+                // Rounded up: a client that waits what it is told is never refused again for it.
+                let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+                return Err(AuthRejection {
+                    error: ApiError::new(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "too_many_auth_failures",
+                        "too many failed authentications from this client; retry later",
+                    ),
+                    retry_after_secs: Some(secs.max(1)),
+                });
+            }
             limiter.record_failure(ip, Instant::now());
         }
         result.map_err(AuthRejection::from)

@@ -1,12 +1,14 @@
 //! A brake on authentication failures: a client (by peer IP address) that presents more than
 //! `max_failures` bad API keys within `window` gets `429 too_many_auth_failures` with a
-//! `Retry-After` until its window ends, without the key being looked up.
+//! `Retry-After` for every further failure until its window ends. A valid key is never refused:
+//! behind a load balancer or a NAT many clients share one address, and one client's failures
+//! must not lock the others out.
 //!
 //! It is a brake, not a correctness property: the table is per process and in memory (several
 //! instances each count on their own, a restart forgets), and behind a load balancer every
 //! client has the balancer's address. API keys are 256-bit random values, so guessing is not
-//! what it protects against; it bounds the database work a key-spraying client can cause and
-//! makes the attempts visible.
+//! what it protects against; it slows a key-spraying client down (each of its refused requests
+//! is still one indexed lookup) and makes the attempts visible.
 //!
 //! Memory is bounded: a fixed table of `slots` entries indexed by a keyed hash of the address
 //! (the key is random per process, so a client cannot choose addresses that collide with
@@ -14,7 +16,7 @@
 //! it over. A client that spreads its attempts over many addresses can therefore evict its own
 //! entries and escape the brake, but never gets an innocent client limited: failures are only
 //! ever counted against the address that made them. Successful authentications are not counted
-//! and are never refused unless their own address is being limited.
+//! and never refused.
 
 use std::hash::{BuildHasher, RandomState};
 use std::net::IpAddr;

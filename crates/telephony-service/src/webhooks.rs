@@ -241,6 +241,12 @@ async fn verified_route(
     headers: &HeaderMap,
     account: Option<&str>,
 ) -> Result<Arc<InboundRoute>, WebhookError> {
+    // The cache is keyed by the canonical E.164 only: a `To` padded or spelled another way is
+    // the same number, and must not become another entry (anyone can send webhooks).
+    let Ok(canonical) = telephony_carrier::E164::parse(to.trim()) else {
+        return found(provider, Ok(None)).map(|lookup| lookup.route);
+    };
+    let to = canonical.as_str();
     let cache = state.route_cache();
     let lookup = found(provider, cache.lookup(state.registry(), provider, to).await)?;
     let refusal = match check_route(state, &lookup.route, signed, headers, account) {

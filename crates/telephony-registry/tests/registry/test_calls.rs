@@ -149,3 +149,47 @@ db_test!(
         );
     }
 );
+
+db_test!(a_second_test_call_waits_for_the_first, |env| {
+    let registry = &env.registry;
+    let (org, conn) = twilio_org(registry, "Acme").await;
+    let number = done(
+        registry
+            .import_number(&org, import(&conn, "+14155550101", WebhookMode::Managed))
+            .await
+            .expect("import"),
+    );
+    let first = registry
+        .start_test_call(&org, &number.id, true, Duration::from_millis(1))
+        .await
+        .expect("start");
+    // While the first is being placed or placed, a second could not be told apart from it.
+    let error = registry
+        .start_test_call(&org, &number.id, true, Duration::from_millis(1))
+        .await
+        .expect_err("a second test at once");
+    assert!(matches!(error, RegistryError::Conflict(_)), "{error:?}");
+    registry
+        .place_test_call(&org, &first.id, "https://gw.example.com/answer")
+        .await
+        .expect("placed");
+    assert!(
+        registry
+            .start_test_call(&org, &number.id, true, Duration::from_millis(1))
+            .await
+            .is_err(),
+        "still running once placed"
+    );
+    // Once reached, the number can be tested again.
+    assert!(
+        registry
+            .record_test_call_reached(&first.id, None, "no_agent", Duration::from_millis(1))
+            .await
+            .expect("reached")
+    );
+    let second = registry
+        .start_test_call(&org, &number.id, true, Duration::from_millis(1))
+        .await
+        .expect("a new test once the first is over");
+    assert_ne!(second.id, first.id);
+});

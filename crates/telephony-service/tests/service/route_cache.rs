@@ -41,6 +41,8 @@ struct Instances {
     a: Registry,
     /// Caches for a minute.
     slow: Router,
+    /// The state behind `slow`, to look at its cache.
+    slow_state: AppState,
     /// Caches for [`QUICK_TTL`].
     quick: Router,
     _emulator: Emulator,
@@ -98,24 +100,28 @@ impl Instances {
         };
         // A rotation through `a` revokes the old credential at once (no grace).
         let a = open(Duration::ZERO).await;
-        let router = |registry: Registry, ttl: Duration| {
-            let state = AppState::new(
+        let state = |registry: Registry, ttl: Duration| {
+            AppState::new(
                 registry,
                 telephony_service::metrics::install_recorder().expect("metrics"),
                 PUBLIC.parse().expect("url"),
                 CallTokens::new(&[42; 32]),
             )
-            .with_route_cache(RouteCacheConfig { ttl, capacity: 16 });
-            telephony_service::router(state, 64 * 1024)
+            .with_route_cache(RouteCacheConfig { ttl, capacity: 16 })
         };
-        let slow = router(
+        let slow_state = state(
             open(Duration::from_secs(86_400)).await,
             Duration::from_secs(60),
         );
-        let quick = router(open(Duration::from_secs(86_400)).await, QUICK_TTL);
+        let slow = telephony_service::router(slow_state.clone(), 64 * 1024);
+        let quick = telephony_service::router(
+            state(open(Duration::from_secs(86_400)).await, QUICK_TTL),
+            64 * 1024,
+        );
         Some(Self {
             a,
             slow,
+            slow_state,
             quick,
             _emulator: emulator,
             _dir: dir,
@@ -125,9 +131,14 @@ impl Instances {
 
     async fn finish(self) {
         let Self {
-            a, slow, quick, pg, ..
+            a,
+            slow,
+            slow_state,
+            quick,
+            pg,
+            ..
         } = self;
-        drop((a, slow, quick));
+        drop((a, slow, slow_state, quick));
         if let Some((admin, name)) = pg {
             psql(
                 &admin,
@@ -277,6 +288,62 @@ async fn a_removed_number_stops_routing_within_the_ttl(db: Db) {
     assert_eq!(
         status(&gw.quick, twilio_voice("CA04")).await,
         StatusCode::NOT_FOUND
+    );
+    gw.finish().await;
+}
+
+/// Anyone can send webhooks: a `To` spelled with padding is the same number, and forged
+/// webhooks cannot make the cache hold an entry per spelling (it is keyed by the canonical
+/// E.164, so memory stays bounded by the numbers the gateway has).
+#[tokio::test]
+async fn forged_webhooks_with_padded_numbers_add_no_cache_entries() {
+    let Some(gw) = Instances::start(Db::Sqlite, "padded").await else {
+        return;
+    };
+    let org = gw.a.create_organization("Acme").await.expect("org");
+    let conn =
+        gw.a.connect_carrier(
+            &org.id,
+            NewConnection {
+                name: "twilio".into(),
+                credentials: NewCredentials::Twilio {
+                    account_sid: TWILIO_SID.into(),
+                    auth_token: SecretString::new(TWILIO_TOKEN),
+                    api_key: None,
+                },
+                texml_app_id: None,
+                region: None,
+            },
+        )
+        .await
+        .expect("connect");
+    gw.a.import_number(&org.id, outbound_only(&conn.id, "+14155550101"))
+        .await
+        .expect("import");
+    for padding in 1..=20 {
+        let to = format!(
+            "{}+14155550101{}",
+            " ".repeat(padding),
+            "\t".repeat(padding)
+        );
+        let body = serde_urlencoded::to_string([
+            ("AccountSid", TWILIO_SID),
+            ("CallSid", "CAforged"),
+            ("From", "+15005550006"),
+            ("To", to.as_str()),
+        ])
+        .expect("form");
+        let request = Request::post("/webhooks/twilio/voice")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header(telephony_webhook::twilio::SIGNATURE_HEADER, "forged")
+            .body(Body::from(body))
+            .expect("request");
+        assert_eq!(status(&gw.slow, request).await, StatusCode::FORBIDDEN);
+    }
+    assert!(
+        gw.slow_state.route_cache().len() <= 1,
+        "{} cache entries for one number",
+        gw.slow_state.route_cache().len()
     );
     gw.finish().await;
 }
