@@ -9,6 +9,11 @@
 //!   connection; the fault stays until the workflow has answered, so retries meet it too): run
 //!   the workflow, let the gateway's recovery loop finish what was left in flight, then the
 //!   emulator's account and the gateway's API must agree and nothing may be left pending.
+//! - Managed numbers: the same faults at each carrier call of a purchase in the platform's
+//!   Twilio account (an organization's first, which creates its subaccount, and a later one),
+//!   a release, and a purchase in the platform's Telnyx account; afterwards no number is paid
+//!   for that the gateway does not show, every number it shows is held and pointed at it, no
+//!   subaccount is created twice and no order is left `buying`.
 //! - Crashes: for each workflow and each carrier call k it makes, every carrier call is held
 //!   by the emulator; once call k has arrived the gateway is killed with SIGKILL, restarted on
 //!   the same database, and after its recovery the carrier and the database must agree.
@@ -515,4 +520,483 @@ async fn a_sigkill_at_every_carrier_call_is_recovered_on_restart_on_postgresql()
         return;
     };
     crashes(Some(pg.url.clone()), "PostgreSQL").await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Managed numbers: a purchase in the platform's Twilio account (the organization's subaccount
+// created on its first purchase) and a release, under the same faults.
+
+const PLATFORM_SID: &str = "AC55555555555555555555555555555555";
+const PLATFORM_TOKEN: &str = "faults-platform-auth-token-sec-01";
+/// Numbers for sale: one bought per case at most, plus one per preparation.
+const FOR_SALE: usize = 120;
+const PLATFORM_TELNYX_KEY: &str = "KEYFAULTS00000000000000000000000001";
+const PLATFORM_TELNYX_SEED: &str = "i1xxSkIuQOY9H8laaRslIoYGTJ1NwBAFdjsQwiwJH04=";
+const PLATFORM_TELNYX_ACCOUNT: &str = "7a1b2c3d-0000-4000-8000-0000000000fa";
+const PLATFORM_TEXML_APP: &str = "2000000000000000077";
+
+/// The managed-number workflows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ManagedWorkflow {
+    /// The organization's first purchase: creates its subaccount, then buys.
+    FirstPurchase,
+    /// A later purchase, in the existing subaccount.
+    Purchase,
+    /// Releasing a bought number.
+    Release,
+    /// A purchase in the platform's Telnyx account (a number order, completed at once).
+    TelnyxPurchase,
+}
+
+const MANAGED_WORKFLOWS: [ManagedWorkflow; 4] = [
+    ManagedWorkflow::FirstPurchase,
+    ManagedWorkflow::Purchase,
+    ManagedWorkflow::Release,
+    ManagedWorkflow::TelnyxPurchase,
+];
+
+/// A carrier path with Twilio SIDs (accounts, different for every organization, and numbers)
+/// replaced by `*`, as an emulator fault's path glob.
+fn path_glob(path: &str) -> String {
+    path.split('/')
+        .map(|segment| {
+            let sid = segment.trim_end_matches(".json");
+            let is_sid = (sid.len() == 34
+                && sid[..2].bytes().all(|b| b.is_ascii_uppercase())
+                && sid[2..].bytes().all(|b| b.is_ascii_hexdigit()))
+                // Telnyx ids (numbers, orders).
+                || (sid.len() >= 16 && sid.bytes().any(|b| b.is_ascii_digit()));
+            if is_sid {
+                segment.replacen(sid, "*", 1)
+            } else {
+                segment.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// One organization of a managed case.
+struct ManagedOrg {
+    id: String,
+    key: String,
+}
+
+struct ManagedRig {
+    _dir: tempfile::TempDir,
+    env: Env,
+    _gateway: Proc,
+    _emulator: Proc,
+    emulator: Emulator,
+    registry: telephony_registry::Registry,
+    http: Http,
+    url: String,
+    next_number: usize,
+    next_telnyx: usize,
+    orgs: usize,
+}
+
+impl ManagedRig {
+    async fn start() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = free_port();
+        let url = format!("http://127.0.0.1:{port}");
+        let for_sale: Vec<Value> = (0..FOR_SALE)
+            .map(|i| {
+                json!({"phone_number": format!("+1628555{:04}", 1000 + i),
+                            "type": "local", "region": "CA"})
+            })
+            .collect();
+        let telnyx_for_sale: Vec<Value> = (0..FOR_SALE)
+            .map(|i| json!({"phone_number": format!("+1312555{:04}", 1000 + i)}))
+            .collect();
+        let seed = json!({
+            "twilio": {
+                "accounts": [{"sid": PLATFORM_SID, "auth_token": PLATFORM_TOKEN,
+                              "friendly_name": "Platform"}],
+                "available_numbers": for_sale},
+            "telnyx": {
+                "accounts": [{"api_key": PLATFORM_TELNYX_KEY,
+                              "account_sid": PLATFORM_TELNYX_ACCOUNT,
+                              "signing_seed": PLATFORM_TELNYX_SEED,
+                              "texml_applications": [{"id": PLATFORM_TEXML_APP,
+                                  "friendly_name": "gateway",
+                                  "voice_url": format!("{url}/webhooks/telnyx/texml"),
+                                  "status_callback": format!("{url}/webhooks/telnyx/status")}]}],
+                "available_numbers": telnyx_for_sale,
+                "number_orders": {"pending_polls": 0, "pending_seconds": 0}}});
+        let (emulator_proc, emulator_url) = start_emulator(&support::write_seed(dir.path(), &seed));
+        let database_url = format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("gateway.db").display()
+        );
+        let mut env = Env::new(dir.path(), &database_url, port, &emulator_url);
+        env.set(
+            "TELEPHONY_CARRIER_TIMEOUT_MS",
+            CARRIER_TIMEOUT_MS.to_string(),
+        )
+        .set("TELEPHONY_RECOVERY_INTERVAL_SECS", "1")
+        .set("TELEPHONY_STALE_OPERATION_SECS", "3")
+        .set("TELEPHONY_MANAGED_ORDER_POLL_SECS", "1")
+        .set("TELEPHONY_PLATFORM_TWILIO_ACCOUNT_SID", PLATFORM_SID)
+        .set("TELEPHONY_PLATFORM_TWILIO_AUTH_TOKEN", PLATFORM_TOKEN);
+        let http = Http::new();
+        let emulator = Emulator {
+            http: http.clone(),
+            url: emulator_url,
+        };
+        let public_key = emulator.state().await["telnyx_accounts"][0]["public_key"]
+            .as_str()
+            .expect("the emulator's telnyx public key")
+            .to_owned();
+        env.set("TELEPHONY_PLATFORM_TELNYX_API_KEY", PLATFORM_TELNYX_KEY)
+            .set("TELEPHONY_PLATFORM_TELNYX_PUBLIC_KEY", public_key)
+            .set("TELEPHONY_PLATFORM_TELNYX_TEXML_APP_ID", PLATFORM_TEXML_APP)
+            .set(
+                "TELEPHONY_PLATFORM_TELNYX_ACCOUNT_SID",
+                PLATFORM_TELNYX_ACCOUNT,
+            );
+        let mut printed = Vec::new();
+        env.run(&["keys", "init"], &mut printed);
+        let gateway = env.serve(&dir.path().join("gateway.log"));
+        wait_ready(&http, &url).await;
+        let registry = support::registry(&env).await;
+        Self {
+            _dir: dir,
+            env,
+            _gateway: gateway,
+            _emulator: emulator_proc,
+            emulator,
+            registry,
+            http,
+            url,
+            next_number: 0,
+            next_telnyx: 0,
+            orgs: 0,
+        }
+    }
+
+    fn new_org(&mut self) -> ManagedOrg {
+        self.orgs += 1;
+        let mut printed = Vec::new();
+        let out = self.env.run(
+            &["org", "create", "--name", &format!("org{}", self.orgs)],
+            &mut printed,
+        );
+        let created: Value = serde_json::from_str(&out).expect("org create prints JSON");
+        ManagedOrg {
+            id: created["org_id"].as_str().expect("org id").to_owned(),
+            key: created["api_key"].as_str().expect("key").to_owned(),
+        }
+    }
+
+    fn fresh_number(&mut self) -> String {
+        assert!(self.next_number < FOR_SALE, "no number left for sale");
+        self.next_number += 1;
+        format!("+1628555{:04}", 1000 + self.next_number - 1)
+    }
+
+    fn fresh_telnyx_number(&mut self) -> String {
+        assert!(
+            self.next_telnyx < FOR_SALE,
+            "no telnyx number left for sale"
+        );
+        self.next_telnyx += 1;
+        format!("+1312555{:04}", 1000 + self.next_telnyx - 1)
+    }
+
+    async fn call(
+        &self,
+        org: &ManagedOrg,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> Option<(u16, Value)> {
+        self.http
+            .try_json(
+                method,
+                &format!("{}/v1{path}", self.url),
+                Some(&org.key),
+                body,
+            )
+            .await
+    }
+
+    async fn buy(&self, org: &ManagedOrg, e164: &str) -> Option<(u16, Value)> {
+        let provider = if e164.starts_with("+1312") {
+            "telnyx"
+        } else {
+            "twilio"
+        };
+        self.call(
+            org,
+            "POST",
+            "/managed/numbers",
+            Some(json!({"provider": provider, "e164": e164})),
+        )
+        .await
+    }
+
+    /// Brings a new organization to where `workflow` starts, without faults; the number the
+    /// workflow acts on (to buy, or to release) and, for a release, its id.
+    async fn prepare(&mut self, workflow: ManagedWorkflow) -> (ManagedOrg, String, Option<String>) {
+        self.emulator.clear_faults().await;
+        let org = self.new_org();
+        if workflow == ManagedWorkflow::FirstPurchase {
+            return (org, self.fresh_number(), None);
+        }
+        if workflow == ManagedWorkflow::TelnyxPurchase {
+            return (org, self.fresh_telnyx_number(), None);
+        }
+        let first = self.fresh_number();
+        let (status, body) = self.buy(&org, &first).await.expect("answers");
+        assert_eq!(status, 201, "preparing {workflow:?}: {body}");
+        if workflow == ManagedWorkflow::Release {
+            let id = body["number"]["id"].as_str().expect("id").to_owned();
+            return (org, first, Some(id));
+        }
+        (org, self.fresh_number(), None)
+    }
+
+    async fn run(
+        &self,
+        workflow: ManagedWorkflow,
+        org: &ManagedOrg,
+        e164: &str,
+        id: Option<&str>,
+    ) -> Option<(u16, Value)> {
+        match workflow {
+            ManagedWorkflow::FirstPurchase
+            | ManagedWorkflow::Purchase
+            | ManagedWorkflow::TelnyxPurchase => self.buy(org, e164).await,
+            ManagedWorkflow::Release => {
+                self.call(
+                    org,
+                    "DELETE",
+                    &format!("/managed/numbers/{}", id.unwrap_or_default()),
+                    None,
+                )
+                .await
+            }
+        }
+    }
+
+    /// Waits until nothing is left in flight: no operation, no order `buying` (the order job
+    /// runs every second and takes purchases left `buying` for more than 3 s).
+    async fn wait_settled(&self, org: &ManagedOrg) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (status, orders) = self
+                .call(org, "GET", "/managed/orders", None)
+                .await
+                .expect("answers");
+            assert_eq!(status, 200, "{orders}");
+            let buying = orders["data"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|o| o["status"] == "buying" || o["status"] == "pending");
+            let removing = self
+                .call(org, "GET", "/numbers", None)
+                .await
+                .expect("answers")
+                .1["data"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|n| n["status"] != "active");
+            if !buying && !removing && self.registry.pending_operations().await.expect("ops") == 0 {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "still in flight after 30 s: {orders}"
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// The platform's account at the emulator and the gateway agree about `org`: at most one
+    /// subaccount; every number the gateway shows is active, managed, held by that subaccount
+    /// and pointed at the gateway; every number the subaccount (or the platform's own account)
+    /// holds is shown by the gateway.
+    async fn disagreement(&self, org: &ManagedOrg) -> Option<String> {
+        let state = self.emulator.state().await;
+        let name = format!("telephony-gateway org {}", org.id);
+        let subaccounts: Vec<String> = state["twilio_accounts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|a| a["owner_account_sid"] == PLATFORM_SID && a["friendly_name"] == name)
+            .filter_map(|a| a["sid"].as_str().map(str::to_owned))
+            .collect();
+        if subaccounts.len() > 1 {
+            return Some(format!("{} subaccounts", subaccounts.len()));
+        }
+        let held: Vec<(String, String, Option<String>)> = state["twilio_numbers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|n| {
+                n["account_sid"] == PLATFORM_SID
+                    || subaccounts.iter().any(|s| n["account_sid"] == s.as_str())
+            })
+            .map(|n| {
+                (
+                    n["phone_number"].as_str().unwrap_or_default().to_owned(),
+                    n["account_sid"].as_str().unwrap_or_default().to_owned(),
+                    n["voice_url"].as_str().map(str::to_owned),
+                )
+            })
+            .collect();
+        let (_, list) = self
+            .call(org, "GET", "/numbers", None)
+            .await
+            .expect("answers");
+        let shown: Vec<Value> = list["data"].as_array().cloned().unwrap_or_default();
+        let voice = format!("{}/webhooks/twilio/voice", self.url);
+        // Telnyx: one platform account for every organization; the numbers of this case's
+        // organization are those whose purchase it asked for (its orders).
+        let (_, orders) = self
+            .call(org, "GET", "/managed/orders", None)
+            .await
+            .expect("answers");
+        let telnyx_held: Vec<(String, Option<String>)> = state["telnyx_numbers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|n| {
+                (
+                    n["phone_number"].as_str().unwrap_or_default().to_owned(),
+                    n["connection_id"].as_str().map(str::to_owned),
+                )
+            })
+            .collect();
+        for order in orders["data"].as_array().into_iter().flatten() {
+            let e164 = order["e164"].as_str().unwrap_or_default();
+            if order["provider"] != "telnyx" {
+                continue;
+            }
+            let held = telnyx_held.iter().find(|(n, _)| n == e164);
+            let number = shown.iter().find(|n| n["e164"] == e164);
+            match (held, number) {
+                (None, None) => {}
+                (Some(_), None) => {
+                    return Some(format!(
+                        "{e164} is bought at telnyx, the gateway does not show it"
+                    ));
+                }
+                (None, Some(_)) => {
+                    return Some(format!("the gateway shows {e164}, telnyx does not hold it"));
+                }
+                (Some((_, app)), Some(n)) => {
+                    if n["status"] != "active" || app.as_deref() != Some(PLATFORM_TEXML_APP) {
+                        return Some(format!("{e164}: the gateway shows {n}, telnyx app {app:?}"));
+                    }
+                }
+            }
+        }
+        for number in &shown {
+            let e164 = number["e164"].as_str().unwrap_or_default();
+            if e164.starts_with("+1312") {
+                continue;
+            }
+            if number["status"] != "active" || number["path"] != "managed" {
+                return Some(format!("the gateway shows {number}"));
+            }
+            match held.iter().find(|(n, _, _)| n == e164) {
+                None => return Some(format!("the gateway shows {e164}, the carrier has not it")),
+                Some((_, account, url)) => {
+                    if subaccounts.first() != Some(account) {
+                        return Some(format!("{e164} is held by {account}, not the subaccount"));
+                    }
+                    if url.as_deref() != Some(voice.as_str()) {
+                        return Some(format!("{e164} points at {url:?}"));
+                    }
+                }
+            }
+        }
+        for (e164, account, _) in &held {
+            if !shown.iter().any(|n| n["e164"] == e164.as_str()) {
+                return Some(format!(
+                    "{e164} is bought in {account}, the gateway does not show it"
+                ));
+            }
+        }
+        None
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_fault_at_every_carrier_call_of_managed_purchase_and_release_leaves_them_agreeing() {
+    let mut rig = ManagedRig::start().await;
+    // The distinct carrier calls of each workflow, found by a run without faults.
+    let mut plan = Vec::new();
+    for workflow in MANAGED_WORKFLOWS {
+        let (org, e164, id) = rig.prepare(workflow).await;
+        let before = rig.emulator.last_seq().await;
+        let answer = rig.run(workflow, &org, &e164, id.as_deref()).await;
+        assert!(
+            answer.as_ref().is_some_and(|(s, _)| (200..300).contains(s)),
+            "{workflow:?} without faults: {answer:?}"
+        );
+        let mut steps: Vec<(String, String)> = Vec::new();
+        for (method, path) in rig.emulator.requests_after(before).await {
+            let call = (method, path_glob(&path));
+            if !steps.contains(&call) {
+                steps.push(call);
+            }
+        }
+        assert!(!steps.is_empty(), "{workflow:?} made no carrier call");
+        rig.wait_settled(&org).await;
+        if let Some(disagreement) = rig.disagreement(&org).await {
+            panic!("{workflow:?} without faults: {disagreement}");
+        }
+        plan.push((workflow, steps));
+    }
+    let (mut cases, mut injected, mut disagreements) = (0_usize, 0_usize, Vec::new());
+    let mut answers: std::collections::BTreeMap<u16, usize> = Default::default();
+    for (workflow, steps) in &plan {
+        for (method, glob) in steps {
+            for (fault_name, fault) in faults() {
+                let (org, e164, id) = rig.prepare(*workflow).await;
+                let mut fault = fault;
+                fault["method"] = json!(method);
+                fault["path"] = json!(glob);
+                let before = rig.emulator.last_seq().await;
+                rig.emulator.fault(fault).await;
+                let answer = rig.run(*workflow, &org, &e164, id.as_deref()).await;
+                rig.emulator.clear_faults().await;
+                injected += rig
+                    .emulator
+                    .requests_after(before)
+                    .await
+                    .iter()
+                    .filter(|(m, p)| m == method && path_glob(p) == *glob)
+                    .count();
+                cases += 1;
+                let case = format!("{workflow:?}, {fault_name} on {method} {glob}");
+                let (status, body) =
+                    answer.unwrap_or_else(|| panic!("{case}: the gateway did not answer"));
+                assert!(status != 500, "{case}: 500 internal error: {body}");
+                *answers.entry(status).or_default() += 1;
+                if fault_name == "timeout" {
+                    // The delayed call is carried out at the carrier after the client gave up:
+                    // the check must see what it did.
+                    tokio::time::sleep(Duration::from_millis(TIMEOUT_DELAY_MS + 200)).await;
+                }
+                rig.wait_settled(&org).await;
+                if let Some(disagreement) = rig.disagreement(&org).await {
+                    disagreements.push(format!("{case} (answered {status}): {disagreement}"));
+                }
+            }
+        }
+    }
+    println!(
+        "managed fault matrix: faults injected {injected}, cases {cases}, disagreements {}; \
+         answers by status: {answers:?}; carrier calls: {plan:?}",
+        disagreements.len()
+    );
+    assert!(disagreements.is_empty(), "{disagreements:#?}");
+    assert!(cases >= MANAGED_WORKFLOWS.len() * faults().len());
 }

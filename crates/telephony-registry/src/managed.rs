@@ -36,6 +36,14 @@
 //!
 //! Only a managed number is ever released at the carrier, and only on an explicit request
 //! ([`Registry::release_managed_number`]); an imported number is refused.
+//!
+//! # Unknown outcomes
+//!
+//! A purchase or a release whose answer was lost (a timeout, a dropped connection, a 5xx, an
+//! answer that could not be read) may have been carried out. It is never taken as not done: the
+//! order stays `buying`, the number `removing`, and once older than
+//! [`crate::RegistryConfig::stale_operation_after`] the order job reads the account and
+//! finishes or undoes it. A 404 on a release is believed only when a read agrees.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -726,6 +734,14 @@ impl Registry {
                     "the carrier refused the number order".into(),
                 ))
             }
+            Err(error) if outcome_unknown(&error) => {
+                // The order may have reached the carrier (a timeout, a dropped connection, a
+                // 5xx): the order stays `buying`, and once stale the order job reads the
+                // account and finishes it as a purchase or fails it, so a number paid for is
+                // never one the gateway does not show.
+                tracing::warn!(%error, order = %order.id, "managed purchase outcome unknown; left for the order job");
+                Err(RegistryError::from_carrier(&error))
+            }
             Err(error) => {
                 self.set_order(&order, OrderStatus::Failed, None).await?;
                 Err(RegistryError::from_carrier(&error))
@@ -934,14 +950,20 @@ impl Registry {
         }
     }
 
-    /// Finishes every pending managed purchase the carrier has completed (or refused). Safe to
-    /// run on several instances at once: each order is claimed first. Call it periodically.
+    /// Finishes every pending managed purchase the carrier has completed (or refused), and
+    /// resolves purchases and releases whose outcome was unknown once they are stale. Safe to
+    /// run on several instances at once: each order or number is claimed first. Call it
+    /// periodically.
     ///
     /// # Errors
     /// [`RegistryError::Database`]. Carrier failures leave the order pending and are counted in
     /// [`OrderRefresh::still_pending`].
     pub async fn refresh_managed_orders(&self) -> Result<OrderRefresh> {
         let mut report = self.reconcile_stuck_purchases().await?;
+        let released = self.reconcile_stuck_releases().await?;
+        if released > 0 {
+            tracing::info!(released, "stuck managed releases resolved");
+        }
         let rows = managed_order::Entity::find()
             .filter(managed_order::Column::Status.eq(OrderStatus::Pending.as_str()))
             .order_by_asc(managed_order::Column::CreatedAt)
@@ -1068,7 +1090,8 @@ impl Registry {
     ///
     /// # Errors
     /// [`RegistryError::NotFound`]; [`RegistryError::Conflict`] for an imported number or one
-    /// not yet active; a carrier error (the number is kept, active).
+    /// not yet active; a carrier error (the number is kept, active; or, when the release may
+    /// have happened, left `removing` for [`Registry::refresh_managed_orders`]).
     pub async fn release_managed_number(
         &self,
         org_id: &str,
@@ -1126,17 +1149,160 @@ impl Registry {
             .await;
         let already_gone = match released {
             Ok(()) => false,
-            Err(CarrierError::NotFound { .. }) => true,
-            Err(error) => {
-                let mut active: number::ActiveModel = row.clone().into();
-                active.status = Set(row.status.clone());
-                active.updated_at = Set(now());
-                if let Err(db) = active.update(&self.db).await {
-                    tracing::warn!(error = %db, "could not put the number back to active");
+            Err(CarrierError::NotFound { .. }) => {
+                // A single 404 may lie: the number is gone only when a read agrees.
+                let e164 = E164::parse(&row.e164).map_err(|_| {
+                    RegistryError::Corrupt("a managed number holds an invalid number".into())
+                })?;
+                match self
+                    .audited(&scope, "fetch_number", false, carrier.fetch_number(&e164))
+                    .await
+                {
+                    Err(CarrierError::NotFound { .. }) => true,
+                    Ok(_) => {
+                        self.put_back(&row).await;
+                        return Err(RegistryError::CarrierUnavailable(
+                            "the carrier answered 404 for a number it still holds; retry".into(),
+                        ));
+                    }
+                    // Not known either way: left `removing` for the order job.
+                    Err(error) => return Err(RegistryError::from_carrier(&error)),
                 }
+            }
+            // The release may have reached the carrier: the number stays `removing`, and once
+            // stale the order job reads the account and finishes the release or undoes it.
+            Err(error) if outcome_unknown(&error) => {
+                tracing::warn!(%error, number = %row.e164, "managed release outcome unknown; left for the order job");
+                return Err(RegistryError::from_carrier(&error));
+            }
+            Err(error) => {
+                self.put_back(&row).await;
                 return Err(RegistryError::from_carrier(&error));
             }
         };
+        self.forget_released(&row).await?;
+        Ok(ManagedRelease {
+            e164: row.e164,
+            already_gone,
+        })
+    }
+
+    /// Puts a number marked `removing` back as it was (the release did not happen).
+    async fn put_back(&self, row: &number::Model) {
+        let mut active: number::ActiveModel = row.clone().into();
+        active.status = Set(row.status.clone());
+        active.updated_at = Set(now());
+        if let Err(db) = active.update(&self.db).await {
+            tracing::warn!(error = %db, "could not put the number back to active");
+        }
+    }
+
+    /// Releases left `removing` by a carrier whose answer was lost (or a process that died
+    /// after marking the number): once older than
+    /// [`crate::RegistryConfig::stale_operation_after`], each is claimed (compare-and-set on
+    /// its status and last change) and the carrier is read: a number the account no longer
+    /// holds (two reads agreeing) is forgotten, one it still holds is put back `active`. A
+    /// carrier that cannot be asked leaves it for the next pass. Returns how many were
+    /// resolved.
+    async fn reconcile_stuck_releases(&self) -> Result<usize> {
+        let stale = chrono::Duration::from_std(self.config.stale_operation_after)
+            .unwrap_or(chrono::Duration::MAX);
+        let cutoff = now().checked_sub_signed(stale).unwrap_or_default();
+        let managed: HashSet<String> = managed_account::Entity::find()
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .filter_map(|row| row.connection_id)
+            .collect();
+        if managed.is_empty() {
+            return Ok(0);
+        }
+        let rows = number::Entity::find()
+            .filter(number::Column::Status.eq(NumberStatus::Removing.as_str()))
+            .filter(number::Column::UpdatedAt.lte(cutoff))
+            .filter(number::Column::ConnectionId.is_in(managed))
+            .all(&self.db)
+            .await?;
+        let mut resolved = 0;
+        for row in rows {
+            // A removal through the intent protocol is recovery's to finish.
+            let in_flight = crate::entity::operation::Entity::find()
+                .filter(crate::entity::operation::Column::Number.eq(row.e164.as_str()))
+                .one(&self.db)
+                .await?;
+            if in_flight.is_some() {
+                continue;
+            }
+            let at = now();
+            let claimed = number::Entity::update_many()
+                .col_expr(
+                    number::Column::UpdatedAt,
+                    sea_orm::sea_query::Expr::value(at),
+                )
+                .filter(number::Column::Id.eq(row.id.as_str()))
+                .filter(number::Column::Status.eq(NumberStatus::Removing.as_str()))
+                .filter(number::Column::UpdatedAt.eq(row.updated_at))
+                .exec(&self.db)
+                .await?;
+            if claimed.rows_affected != 1 {
+                continue;
+            }
+            let mut row = row;
+            row.updated_at = at;
+            match self.reconcile_release(&row).await {
+                Ok(()) => resolved += 1,
+                Err(error) => {
+                    tracing::warn!(%error, number = %row.e164, "stuck managed release not reconciled yet");
+                }
+            }
+        }
+        Ok(resolved)
+    }
+
+    /// Reads the carrier for one claimed `removing` managed number and records the answer.
+    async fn reconcile_release(&self, row: &number::Model) -> Result<()> {
+        let conn = self.connection_row(&row.org_id, &row.connection_id).await?;
+        let carrier = self.carrier_of(&conn)?;
+        let e164 = E164::parse(&row.e164).map_err(|_| {
+            RegistryError::Corrupt("a managed number holds an invalid number".into())
+        })?;
+        let scope = Scope {
+            org_id: &row.org_id,
+            connection_id: &conn.id,
+            number: Some(&row.e164),
+            live: true,
+        };
+        for _ in 0..2 {
+            match self
+                .audited(&scope, "fetch_number", false, carrier.fetch_number(&e164))
+                .await
+            {
+                Err(CarrierError::NotFound { .. }) => {}
+                Ok(_) => {
+                    // Still held: the release did not happen; the number is active again.
+                    number::Entity::update_many()
+                        .col_expr(
+                            number::Column::Status,
+                            sea_orm::sea_query::Expr::value(NumberStatus::Active.as_str()),
+                        )
+                        .col_expr(
+                            number::Column::UpdatedAt,
+                            sea_orm::sea_query::Expr::value(now()),
+                        )
+                        .filter(number::Column::Id.eq(row.id.as_str()))
+                        .filter(number::Column::UpdatedAt.eq(row.updated_at))
+                        .exec(&self.db)
+                        .await?;
+                    return Ok(());
+                }
+                Err(error) => return Err(RegistryError::from_carrier(&error)),
+            }
+        }
+        self.forget_released(row).await
+    }
+
+    /// Marks the number's order released and deletes the number, in one transaction.
+    async fn forget_released(&self, row: &number::Model) -> Result<()> {
         let txn = self.db.begin().await?;
         managed_order::Entity::update_many()
             .col_expr(
@@ -1154,9 +1320,15 @@ impl Registry {
             .exec(&txn)
             .await?;
         txn.commit().await?;
-        Ok(ManagedRelease {
-            e164: row.e164,
-            already_gone,
-        })
+        Ok(())
     }
+}
+
+/// Whether a failed carrier request may still have been carried out (a timeout, a dropped
+/// connection, a 5xx, an answer that could not be read): only a read of the account can tell.
+fn outcome_unknown(error: &CarrierError) -> bool {
+    matches!(
+        error,
+        CarrierError::Unavailable { .. } | CarrierError::Protocol(_)
+    )
 }
