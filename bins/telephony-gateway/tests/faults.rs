@@ -583,9 +583,9 @@ struct ManagedOrg {
 }
 
 struct ManagedRig {
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     env: Env,
-    _gateway: Proc,
+    gateway: Proc,
     _emulator: Proc,
     emulator: Emulator,
     registry: telephony_registry::Registry,
@@ -662,9 +662,9 @@ impl ManagedRig {
         wait_ready(&http, &url).await;
         let registry = support::registry(&env).await;
         Self {
-            _dir: dir,
+            dir,
             env,
-            _gateway: gateway,
+            gateway,
             _emulator: emulator_proc,
             emulator,
             registry,
@@ -674,6 +674,14 @@ impl ManagedRig {
             next_telnyx: 0,
             orgs: 0,
         }
+    }
+
+    /// Starts the gateway again on the same database and port, after a SIGKILL.
+    async fn restart(&mut self) {
+        self.gateway = self
+            .env
+            .serve(&self.dir.path().join("gateway-restarted.log"));
+        wait_ready(&self.http, &self.url).await;
     }
 
     fn new_org(&mut self) -> ManagedOrg {
@@ -999,4 +1007,68 @@ async fn every_fault_at_every_carrier_call_of_managed_purchase_and_release_leave
     );
     assert!(disagreements.is_empty(), "{disagreements:#?}");
     assert!(cases >= MANAGED_WORKFLOWS.len() * faults().len());
+}
+
+/// A SIGKILL while each carrier call of a purchase or a release is in flight, then a restart on
+/// the same database: once the order job and recovery have run, the carrier and the gateway
+/// agree as after a fault (nothing bought that the gateway does not show, nothing shown that
+/// the carrier does not hold, no second subaccount).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sigkill_at_every_carrier_call_of_managed_purchase_and_release_is_recovered() {
+    // Held under the client's timeout, so the workflow reaches call k before the kill.
+    const MANAGED_HOLD_MS: u64 = 150;
+    let mut rig = ManagedRig::start().await;
+    let (mut cases, mut disagreements) = (0_usize, Vec::new());
+    for workflow in MANAGED_WORKFLOWS {
+        let (org, e164, id) = rig.prepare(workflow).await;
+        let before = rig.emulator.last_seq().await;
+        let answer = rig.run(workflow, &org, &e164, id.as_deref()).await;
+        assert!(
+            answer.as_ref().is_some_and(|(s, _)| (200..300).contains(s)),
+            "{workflow:?} without faults: {answer:?}"
+        );
+        let total = rig.emulator.requests_after(before).await.len();
+        rig.wait_settled(&org).await;
+        for k in 1..=total {
+            let (org, e164, id) = rig.prepare(workflow).await;
+            let before = rig.emulator.last_seq().await;
+            rig.emulator
+                .fault(json!({"path": "*", "delay_ms": MANAGED_HOLD_MS}))
+                .await;
+            let pid = rig.gateway.pid().to_string();
+            let killer = async {
+                let deadline = Instant::now() + Duration::from_secs(20);
+                while rig.emulator.requests_after(before).await.len() < k {
+                    assert!(
+                        Instant::now() < deadline,
+                        "{workflow:?}: carrier call {k} never came"
+                    );
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                let killed = std::process::Command::new("kill")
+                    .args(["-9", &pid])
+                    .status()
+                    .expect("kill runs");
+                assert!(killed.success(), "SIGKILL of the gateway");
+            };
+            let _ = tokio::join!(rig.run(workflow, &org, &e164, id.as_deref()), killer);
+            rig.emulator.clear_faults().await;
+            // The held call finishes at the carrier (or not) while the gateway is down.
+            tokio::time::sleep(Duration::from_millis(MANAGED_HOLD_MS + 100)).await;
+            rig.restart().await;
+            rig.wait_settled(&org).await;
+            cases += 1;
+            if let Some(disagreement) = rig.disagreement(&org).await {
+                disagreements.push(format!(
+                    "{workflow:?}, SIGKILL at carrier call {k}: {disagreement}"
+                ));
+            }
+        }
+    }
+    println!(
+        "managed crashes: SIGKILLs: {cases}, restarts: {cases}, disagreements: {}",
+        disagreements.len()
+    );
+    assert!(disagreements.is_empty(), "{disagreements:#?}");
+    assert!(cases >= MANAGED_WORKFLOWS.len());
 }
