@@ -3,30 +3,29 @@
 //! - [`Registry::inbound_route`]: one joined read (number, its connection's decrypted webhook
 //!   secrets and account, its agent) replaces the four reads the path made before.
 //! - [`Registry::answer_inbound_call`]: admission control, the call record, the forwarded-call
-//!   record, the number's last-call time and the remembered answer, in one transaction, so one
-//!   commit (one fsync on SQLite) per call. A retried webhook, on any instance, gets the first
-//!   answer: the loser of the insert-if-absent of the answer rolls back everything it wrote.
+//!   record, the number's last-call time and the remembered answer, in one transaction shared
+//!   with the calls arriving at the same time (group commit, `inbound_writer.rs`): one commit
+//!   (one fsync on SQLite) per burst of calls. A retried webhook, on any instance, gets the
+//!   first answer and writes nothing.
 //!
 //! Nothing here is cached: the service may cache [`InboundRoute`] for a bounded time (see
 //! `docs/ARCHITECTURE.md`); every write goes to the database.
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, IdenStatic, Iterable,
-    QueryFilter, QueryResult, TransactionTrait,
-    sea_query::{Alias, Expr, ExprTrait, LockType, Query},
+    ConnectionTrait, FromQueryResult, IdenStatic, Iterable, QueryResult,
+    sea_query::{Alias, Expr, ExprTrait, Query},
 };
 use telephony_carrier::{E164, Provider};
 use telephony_vault::Aad;
 
 use crate::agents::agent_from_row;
-use crate::calls::is_unique_violation;
-use crate::entity::{active_call, agent, call_record, connection, idempotency, number};
+use crate::entity::{agent, connection, number};
 use crate::error::{RegistryError, Result};
-use crate::forwarding::forwarded_call;
-use crate::model::{Admission, Agent, Direction, Number, NumberStatus, WebhookSecrets};
+use crate::inbound_writer::{PendingCall, WriterContext};
+use crate::model::{Admission, Agent, Number, NumberStatus, WebhookSecrets};
 use crate::numbers::number_from_row;
-use crate::registry::{FIELD_AUTH, FIELD_PREVIOUS_AUTH, Registry, new_id, now, provider_of};
+use crate::registry::{FIELD_AUTH, FIELD_PREVIOUS_AUTH, Registry, now, provider_of};
 
 /// Everything the inbound path needs to verify and route a webhook for one number, read at once.
 #[derive(Debug, Clone)]
@@ -85,9 +84,9 @@ pub struct InboundAnswer {
     /// `false` when this is the first answer of an earlier delivery of the same webhook (this
     /// one wrote nothing).
     pub fresh: bool,
+    /// The admission verdict the answer was rendered for (`None` when not `fresh`).
+    pub admission: Option<Admission>,
 }
-
-const CALL_RECORD_FINAL: [&str; 5] = ["completed", "busy", "failed", "no-answer", "canceled"];
 
 fn col<C: sea_orm::sea_query::IntoIden>(table: &'static str, column: C) -> Expr {
     Expr::col((Alias::new(table), column))
@@ -210,25 +209,28 @@ impl Registry {
         }))
     }
 
-    /// Admits, records and answers an inbound call, in one transaction:
+    /// Admits, records and answers an inbound call, in one transaction, written together with
+    /// the other calls arriving meanwhile (group commit: see `inbound_writer.rs`), and answered
+    /// once that transaction has committed:
     ///
-    /// 1. the number's last-call time is set (on PostgreSQL this locks the number's row, and
-    ///    the agent's row is locked when it has a limit, so concurrent calls on one number or
-    ///    agent are counted one after the other; SQLite has one writer at a time);
+    /// 1. the number's last-call time is set (on PostgreSQL the rows of the numbers, and of the
+    ///    agents with a limit, are locked in the order of their ids, so concurrent calls on one
+    ///    number or agent are counted one after the other; SQLite has one writer at a time);
     /// 2. a call that would reach an agent is counted ([`Admission`]): its `active_calls` row is
-    ///    inserted, then the number's and the agent's active calls counted against their
-    ///    limits (calls older than [`crate::RegistryConfig::max_call_age`] do not count); a
-    ///    refused call's row is deleted;
+    ///    inserted, then, when the number or the agent has a limit, the number's and the agent's
+    ///    active calls counted against their limits (calls older than
+    ///    [`crate::RegistryConfig::max_call_age`] do not count); a refused call's row is deleted;
     /// 3. the call record is inserted, or updated when the carrier already reported the call
     ///    (a final status is never replaced by a non-final one; another organization's record is
     ///    left alone);
     /// 4. a forwarded call is recorded with its business number;
     /// 5. `render` turns the admission verdict into the document, which is stored under
-    ///    (`provider`, `idempotency_key`) if no answer is stored yet.
+    ///    (`provider`, `idempotency_key`) if no answer is stored yet. `render` is called before
+    ///    the transaction, for each verdict the call's limits make possible.
     ///
-    /// When an answer was already stored (a retried webhook, here or on another instance), the
-    /// transaction is rolled back, so a retry counts and records nothing twice, and that first
-    /// answer is returned with `fresh: false`.
+    /// When an answer was already stored (a retried webhook, here or on another instance), this
+    /// call writes nothing, so a retry counts and records nothing twice, and that first answer
+    /// is returned with `fresh: false`.
     ///
     /// # Errors
     /// [`RegistryError::Database`].
@@ -238,181 +240,39 @@ impl Registry {
         render: F,
     ) -> Result<InboundAnswer>
     where
-        F: FnOnce(Admission) -> String + Send,
+        F: Fn(Admission) -> String,
     {
-        let backend = self.db.get_database_backend();
-        let provider = call.provider.as_str();
         let number = call.number;
-        let _writer = match backend {
-            DbBackend::Sqlite => Some(self.sqlite_writer.lock().await),
-            _ => None,
+        let agent = call.agent;
+        let counted = agent.is_some();
+        let pending = PendingCall {
+            provider: call.provider,
+            carrier_call_id: call.carrier_call_id.to_owned(),
+            org_id: number.org_id.clone(),
+            number_id: number.id.clone(),
+            e164: number.e164.clone(),
+            number_limit: number.max_concurrent_calls,
+            agent: agent.map(|a| (a.id.clone(), a.max_concurrent_calls)),
+            status: call.status.to_owned(),
+            forwarded: call.forwarded.map(|(business, registration)| {
+                (business.to_owned(), registration.map(str::to_owned))
+            }),
+            idempotency_key: call.idempotency_key.to_owned(),
+            admitted: render(Admission::Admitted),
+            number_full: (counted && number.max_concurrent_calls.is_some())
+                .then(|| render(Admission::NumberAtCapacity)),
+            agent_full: agent
+                .and_then(|a| a.max_concurrent_calls)
+                .map(|_| render(Admission::AtCapacity)),
         };
-        let at = now();
-        let txn = self.db.begin().await?;
-        // The first statement writes, so SQLite takes its write lock here (waiting up to the
-        // busy timeout) rather than failing to upgrade a read snapshot later.
-        number::Entity::update_many()
-            .col_expr(number::Column::LastCallAt, Expr::value(Some(at)))
-            .filter(number::Column::Id.eq(number.id.as_str()))
-            .exec(&txn)
-            .await?;
-        let admission = match call.agent {
-            None => Admission::Admitted,
-            Some(agent) => {
-                if backend == DbBackend::Postgres && agent.max_concurrent_calls.is_some() {
-                    let mut lock = Query::select();
-                    lock.column(agent::Column::Id)
-                        .from(agent::Entity)
-                        .and_where(Expr::col(agent::Column::Id).eq(agent.id.as_str()))
-                        .lock(LockType::Update);
-                    txn.query_one_raw(backend.build(&lock)).await?;
-                }
-                self.admit_in(&txn, call, agent, at).await?
-            }
-        };
-        let recorded = call_record::Entity::insert(call_record::ActiveModel {
-            id: sea_orm::ActiveValue::Set(new_id()),
-            org_id: sea_orm::ActiveValue::Set(number.org_id.clone()),
-            provider: sea_orm::ActiveValue::Set(provider.to_owned()),
-            carrier_call_id: sea_orm::ActiveValue::Set(call.carrier_call_id.to_owned()),
-            number: sea_orm::ActiveValue::Set(number.e164.clone()),
-            direction: sea_orm::ActiveValue::Set(Direction::Inbound.as_str().to_owned()),
-            status: sea_orm::ActiveValue::Set(call.status.to_owned()),
-            duration_secs: sea_orm::ActiveValue::Set(None),
-            started_at: sea_orm::ActiveValue::Set(at),
-            ended_at: sea_orm::ActiveValue::Set(None),
-            updated_at: sea_orm::ActiveValue::Set(at),
-        })
-        .on_conflict_do_nothing_on([
-            call_record::Column::Provider,
-            call_record::Column::CarrierCallId,
-        ])
-        .exec_without_returning(&txn)
-        .await?;
-        if !inserted(&recorded) {
-            let mut update = call_record::Entity::update_many()
-                .col_expr(call_record::Column::UpdatedAt, Expr::value(at))
-                .filter(call_record::Column::Provider.eq(provider))
-                .filter(call_record::Column::CarrierCallId.eq(call.carrier_call_id))
-                .filter(call_record::Column::OrgId.eq(number.org_id.as_str()));
-            if !CALL_RECORD_FINAL.contains(&call.status) {
-                update = update.filter(call_record::Column::Status.is_not_in(CALL_RECORD_FINAL));
-            }
-            let updated = update
-                .col_expr(call_record::Column::Status, Expr::value(call.status))
-                .exec(&txn)
-                .await?;
-            if updated.rows_affected == 0 {
-                tracing::debug!(provider, "inbound call record left as it was");
-            }
-        }
-        if let Some((business, registration)) = call.forwarded {
-            forwarded_call::Entity::insert(forwarded_call::ActiveModel {
-                provider: sea_orm::ActiveValue::Set(provider.to_owned()),
-                carrier_call_id: sea_orm::ActiveValue::Set(call.carrier_call_id.to_owned()),
-                org_id: sea_orm::ActiveValue::Set(number.org_id.clone()),
-                number_id: sea_orm::ActiveValue::Set(number.id.clone()),
-                business_number: sea_orm::ActiveValue::Set(business.to_owned()),
-                forwarded_number_id: sea_orm::ActiveValue::Set(registration.map(str::to_owned)),
-                created_at: sea_orm::ActiveValue::Set(at),
-            })
-            .on_conflict_do_nothing()
-            .exec_without_returning(&txn)
-            .await?;
-        }
-        let document = render(admission);
-        let stored = idempotency::Entity::insert(idempotency::ActiveModel {
-            provider: sea_orm::ActiveValue::Set(provider.to_owned()),
-            idempotency_key: sea_orm::ActiveValue::Set(call.idempotency_key.to_owned()),
-            response_body: sea_orm::ActiveValue::Set(document.clone()),
-            created_at: sea_orm::ActiveValue::Set(at),
-        })
-        .on_conflict_do_nothing()
-        .exec_without_returning(&txn)
-        .await;
-        let stored = match stored {
-            Ok(result) => inserted(&result),
-            Err(error) if is_unique_violation(&error) => false,
-            Err(error) => return Err(error.into()),
-        };
-        if stored {
-            txn.commit().await?;
-            return Ok(InboundAnswer {
-                body: document,
-                fresh: true,
-            });
-        }
-        // Answered before: keep nothing of this delivery, answer the first document.
-        let first =
-            idempotency::Entity::find_by_id((provider.to_owned(), call.idempotency_key.to_owned()))
-                .one(&txn)
-                .await?
-                .ok_or_else(|| RegistryError::Conflict("idempotency record vanished".into()))?;
-        txn.rollback().await?;
-        Ok(InboundAnswer {
-            body: first.response_body,
-            fresh: false,
-        })
+        self.inbound_writer
+            .answer(
+                || WriterContext {
+                    db: self.db.clone(),
+                    max_call_age: self.config.max_call_age,
+                },
+                pending,
+            )
+            .await
     }
-
-    async fn admit_in<C: ConnectionTrait>(
-        &self,
-        txn: &C,
-        call: &InboundCall<'_>,
-        agent: &Agent,
-        at: DateTime<Utc>,
-    ) -> Result<Admission> {
-        let number = call.number;
-        let row = active_call::Entity::insert(active_call::ActiveModel {
-            provider: sea_orm::ActiveValue::Set(call.provider.as_str().to_owned()),
-            carrier_call_id: sea_orm::ActiveValue::Set(call.carrier_call_id.to_owned()),
-            org_id: sea_orm::ActiveValue::Set(number.org_id.clone()),
-            number_id: sea_orm::ActiveValue::Set(number.id.clone()),
-            agent_id: sea_orm::ActiveValue::Set(Some(agent.id.clone())),
-            started_at: sea_orm::ActiveValue::Set(at),
-        })
-        .on_conflict_do_nothing()
-        .exec_without_returning(txn)
-        .await?;
-        if !inserted(&row) {
-            return Ok(Admission::AlreadyAdmitted);
-        }
-        let age =
-            chrono::Duration::from_std(self.config.max_call_age).unwrap_or(chrono::Duration::MAX);
-        let cutoff = at.checked_sub_signed(age).unwrap_or_default();
-        let count = |column: active_call::Column, id: &str| {
-            use sea_orm::PaginatorTrait;
-            active_call::Entity::find()
-                .filter(column.eq(id.to_owned()))
-                .filter(active_call::Column::StartedAt.gte(cutoff))
-                .count(txn)
-        };
-        let verdict = if let Some(limit) = number.max_concurrent_calls
-            && count(active_call::Column::NumberId, &number.id).await? > u64::from(limit)
-        {
-            Admission::NumberAtCapacity
-        } else if let Some(limit) = agent.max_concurrent_calls
-            && count(active_call::Column::AgentId, &agent.id).await? > u64::from(limit)
-        {
-            Admission::AtCapacity
-        } else {
-            return Ok(Admission::Admitted);
-        };
-        active_call::Entity::delete_by_id((
-            call.provider.as_str().to_owned(),
-            call.carrier_call_id.to_owned(),
-        ))
-        .exec(txn)
-        .await?;
-        Ok(verdict)
-    }
-}
-
-/// Whether an insert-if-absent inserted (a conflict shows as `Conflicted` or as zero rows
-/// inserted, depending on the back end).
-fn inserted(result: &sea_orm::TryInsertResult<u64>) -> bool {
-    !matches!(
-        result,
-        sea_orm::TryInsertResult::Conflicted | sea_orm::TryInsertResult::Inserted(0)
-    )
 }

@@ -77,6 +77,7 @@ mod entity;
 mod error;
 mod forwarding;
 mod inbound;
+mod inbound_writer;
 mod keys;
 mod live_calls;
 mod managed;

@@ -133,10 +133,49 @@ pub struct Registry {
     pub(crate) config: RegistryConfig,
     /// The platform's own carrier accounts (managed numbers); see [`crate::PlatformAccounts`].
     pub(crate) platform: Arc<crate::managed::PlatformAccounts>,
-    /// Queues this process's inbound-call transactions on SQLite, which has one writer at a
-    /// time: waiting here is a fair queue, where waiting in SQLite's busy handler is sleeping
-    /// and polling (tens of milliseconds). Other processes are still serialized by SQLite.
-    pub(crate) sqlite_writer: Arc<tokio::sync::Mutex<()>>,
+    /// Writes inbound calls in group commits (one writer task per registry and its clones; it
+    /// also keeps this process's inbound writes from queuing in SQLite's busy handler).
+    pub(crate) inbound_writer: Arc<crate::inbound_writer::InboundWriter>,
+    /// On a SQLite file, the task that checkpoints the write-ahead log (see
+    /// [`Registry::open`]); it stops when the last clone of the registry is dropped.
+    pub(crate) checkpointer: Option<Arc<Checkpointer>>,
+}
+
+/// How often the write-ahead log of a SQLite file is checkpointed in the background.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
+/// SQLite's own checkpoint threshold (pages), a safety net for when the background task does
+/// not keep up: it then runs in the commit that crosses it, as SQLite does by default at 1,000.
+const AUTOCHECKPOINT_PAGES: &str = "20000";
+
+/// Stops the background checkpoint task when dropped.
+#[derive(Debug)]
+pub(crate) struct Checkpointer {
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl Checkpointer {
+    /// Checkpoints `db`'s write-ahead log every [`CHECKPOINT_EVERY`] (`PASSIVE`: it copies what
+    /// it can without waiting for readers or the writer), so commits do not stop to do it.
+    fn spawn(db: DatabaseConnection) -> Self {
+        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = &mut stopped => return,
+                    _ = tick.tick() => {}
+                }
+                if let Err(error) = db
+                    .execute_unprepared("PRAGMA wal_checkpoint(PASSIVE)")
+                    .await
+                {
+                    tracing::debug!(%error, "background WAL checkpoint failed; retrying");
+                }
+            }
+        });
+        Self { _stop: stop }
+    }
 }
 
 impl fmt::Debug for Registry {
@@ -227,7 +266,8 @@ impl Registry {
             carriers,
             config,
             platform: Arc::default(),
-            sqlite_writer: Arc::default(),
+            inbound_writer: Arc::default(),
+            checkpointer: None,
         }
     }
 
@@ -253,15 +293,23 @@ impl Registry {
             // must survive a power loss, or a number the carrier points at the gateway could be
             // left with no record to restore it from), and writers wait for the lock instead of
             // failing at once.
+            // The log is checkpointed by a background task rather than by the commit that
+            // crosses SQLite's threshold, which would stall the calls waiting behind it.
             options.map_sqlx_sqlite_opts(|sqlite| {
                 sqlite
                     .journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
                     .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Full)
                     .busy_timeout(Duration::from_secs(5))
+                    .pragma("wal_autocheckpoint", AUTOCHECKPOINT_PAGES)
             });
         }
         let db = Database::connect(options).await?;
-        let registry = Self::new(db, keyring, carriers, config);
+        let file =
+            db.get_database_backend() == DbBackend::Sqlite && !database_url.contains(":memory:");
+        let mut registry = Self::new(db, keyring, carriers, config);
+        if file {
+            registry.checkpointer = Some(Arc::new(Checkpointer::spawn(registry.db.clone())));
+        }
         registry.migrate().await?;
         Ok(registry)
     }

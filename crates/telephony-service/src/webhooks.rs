@@ -421,44 +421,36 @@ async fn route(
     };
     // Admission counts the calls that would reach an agent: against the number's limit and the
     // agent's. A call with no agent is not counted (it hears the fallback or the apology).
-    let render = |admission: Admission| {
+    let call = routing::InboundCall {
+        provider: dialect_provider,
+        to: &fields.to,
+        from: &fields.from,
+        forwarded_from: fields.forwarded_from.as_deref(),
+        call_id: &fields.call_id,
+        token: &token,
+    };
+    let agent_route = agent.map(|a| routing::AgentRoute {
+        id: &a.id,
+        name: &a.name,
+        target: match &a.target {
+            telephony_registry::AgentTarget::MediaStream(t)
+            | telephony_registry::AgentTarget::Sip(t) => t.as_str(),
+        },
+        fallback: a.fallback_number.as_deref(),
+    });
+    let number_route = routing::NumberRoute {
+        id: &number.id,
+        nickname: number.nickname.as_deref(),
+        reachable: number.status == NumberStatus::Active,
+        fallback: None,
+    };
+    let decide = |admission: Admission| {
         let admission = match admission {
             Admission::NumberAtCapacity => routing::Admission::NumberLimitReached,
             Admission::AtCapacity => routing::Admission::AgentLimitReached,
             _ => routing::Admission::Admitted,
         };
-        let call = routing::InboundCall {
-            provider: dialect_provider,
-            to: &fields.to,
-            from: &fields.from,
-            forwarded_from: fields.forwarded_from.as_deref(),
-            call_id: &fields.call_id,
-            token: &token,
-        };
-        let agent_route = agent.map(|a| routing::AgentRoute {
-            id: &a.id,
-            name: &a.name,
-            target: match &a.target {
-                telephony_registry::AgentTarget::MediaStream(t)
-                | telephony_registry::AgentTarget::Sip(t) => t.as_str(),
-            },
-            fallback: a.fallback_number.as_deref(),
-        });
-        let number_route = routing::NumberRoute {
-            id: &number.id,
-            nickname: number.nickname.as_deref(),
-            reachable: number.status == NumberStatus::Active,
-            fallback: None,
-        };
-        let decision = routing::decide(&call, &number_route, agent_route.as_ref(), admission);
-        tracing::info!(
-            provider = provider.as_str(),
-            number_id = %number.id,
-            call_id = %fields.call_id,
-            reason = %decision.reason(),
-            "inbound call routed"
-        );
-        decision.render(call.provider.dialect())
+        routing::decide(&call, &number_route, agent_route.as_ref(), admission)
     };
     let answer = registry
         .answer_inbound_call(
@@ -473,9 +465,24 @@ async fn route(
                     .map(|b| (b.as_str(), forwarded.as_ref().map(|f| f.id.as_str()))),
                 idempotency_key,
             },
-            render,
+            |admission| decide(admission).render(call.provider.dialect()),
         )
         .await?;
+    match answer.admission {
+        Some(admission) => tracing::info!(
+            provider = provider.as_str(),
+            number_id = %number.id,
+            call_id = %fields.call_id,
+            reason = %decide(admission).reason(),
+            "inbound call routed"
+        ),
+        None => tracing::info!(
+            provider = provider.as_str(),
+            number_id = %number.id,
+            call_id = %fields.call_id,
+            "inbound call answered again (a retried webhook)"
+        ),
+    }
     Ok(xml(answer.body))
 }
 

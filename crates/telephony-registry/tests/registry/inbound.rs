@@ -3,7 +3,8 @@
 
 use telephony_carrier::Provider;
 use telephony_registry::{
-    AgentTarget, InboundCall, NewAgent, RegistryError, WebhookMode, WebhookSecrets,
+    AgentTarget, CallUpdate, Direction, InboundCall, NewAgent, RegistryError, WebhookMode,
+    WebhookSecrets,
 };
 
 use crate::harness::TWILIO_TOKEN;
@@ -324,3 +325,237 @@ db_test!(
         );
     }
 );
+
+db_test!(
+    a_burst_of_calls_written_together_keeps_every_rule_of_one_call,
+    |env| {
+        let (org, conn) = twilio_org(&env.registry, "Acme").await;
+        let (other_org, _) = twilio_org(&env.registry, "Other").await;
+        let new_agent = |limit| NewAgent {
+            name: "bot".into(),
+            target: AgentTarget::MediaStream("wss://agents.example/s".into()),
+            fallback_number: None,
+            max_concurrent_calls: limit,
+        };
+        let free = env
+            .registry
+            .create_agent(&org, new_agent(None))
+            .await
+            .expect("agent");
+        let limited = env
+            .registry
+            .create_agent(&org, new_agent(Some(3)))
+            .await
+            .expect("agent");
+        let plain_number = done(
+            env.registry
+                .import_number(
+                    &org,
+                    import(&conn, "+14155550100", WebhookMode::OutboundOnly),
+                )
+                .await
+                .expect("import"),
+        );
+        let limited_number = done(
+            env.registry
+                .import_number(
+                    &org,
+                    import(&conn, "+14155550101", WebhookMode::OutboundOnly),
+                )
+                .await
+                .expect("import"),
+        );
+        // The carrier reported CA-final's end before its first webhook; another organization
+        // recorded CA-foreign first.
+        let report = |org: &str, id: &str, number: &str, status: &str| CallUpdate {
+            org_id: org.to_owned(),
+            provider: Provider::Twilio,
+            carrier_call_id: id.to_owned(),
+            number: number.to_owned(),
+            direction: Direction::Inbound,
+            status: status.to_owned(),
+            duration_secs: None,
+            ended_at: None,
+        };
+        env.registry
+            .record_call(report(&org, "CA-final", "+14155550100", "completed"))
+            .await
+            .expect("record");
+        env.registry
+            .record_call(report(
+                &other_org,
+                "CA-foreign",
+                "+14155550103",
+                "in-progress",
+            ))
+            .await
+            .expect("record");
+
+        // 40 calls to the free agent (each delivered twice), 10 to the limited one, all at
+        // once on one registry: they share group commits.
+        let ids: Vec<String> = (0..50).map(|i| format!("CA{i:03}")).collect();
+        let keys: Vec<String> = ids.iter().map(|id| format!("voice:{id}")).collect();
+        let mut deliveries = Vec::new();
+        for (i, (id, key)) in ids.iter().zip(&keys).enumerate() {
+            let (number, agent) = if i < 40 {
+                (&plain_number, &free)
+            } else {
+                (&limited_number, &limited)
+            };
+            let copies = if i < 40 { 2 } else { 1 };
+            for copy in 0..copies {
+                deliveries.push((
+                    InboundCall {
+                        provider: Provider::Twilio,
+                        carrier_call_id: id,
+                        number,
+                        agent: Some(agent),
+                        status: "ringing",
+                        forwarded: (i % 10 == 0).then_some(("+12125550199", None)),
+                        idempotency_key: key,
+                    },
+                    copy,
+                ));
+            }
+        }
+        for id in ["CA-final", "CA-foreign"] {
+            deliveries.push((
+                InboundCall {
+                    provider: Provider::Twilio,
+                    carrier_call_id: id,
+                    number: &plain_number,
+                    agent: Some(&free),
+                    status: "ringing",
+                    forwarded: None,
+                    idempotency_key: if id == "CA-final" {
+                        "voice:CA-final"
+                    } else {
+                        "voice:CA-foreign"
+                    },
+                },
+                0,
+            ));
+        }
+        let answers = futures_join_all(deliveries.iter().map(|(call, copy)| {
+            env.registry
+                .answer_inbound_call(call, move |admission| format!("{admission:?} #{copy}"))
+        }))
+        .await;
+        let mut by_key: std::collections::HashMap<&str, Vec<(String, bool)>> = Default::default();
+        for ((call, _), answer) in deliveries.iter().zip(answers) {
+            let answer = answer.expect("answered");
+            by_key
+                .entry(call.idempotency_key)
+                .or_default()
+                .push((answer.body, answer.fresh));
+        }
+        for (key, answers) in &by_key {
+            assert_eq!(
+                answers.iter().filter(|(_, fresh)| *fresh).count(),
+                1,
+                "{key}: exactly one delivery wrote"
+            );
+            assert!(
+                answers.iter().all(|(body, _)| *body == answers[0].0),
+                "{key}: one answer per call: {answers:?}"
+            );
+        }
+        let verdicts: Vec<&str> = keys[40..]
+            .iter()
+            .map(|key| by_key[key.as_str()][0].0.as_str())
+            .collect();
+        assert_eq!(
+            verdicts
+                .iter()
+                .filter(|v| v.starts_with("Admitted"))
+                .count(),
+            3,
+            "the limited agent admits exactly its limit: {verdicts:?}"
+        );
+        assert_eq!(
+            verdicts
+                .iter()
+                .filter(|v| v.starts_with("AtCapacity"))
+                .count(),
+            7
+        );
+        assert_eq!(
+            env.registry
+                .active_calls_for_agent(&limited.id)
+                .await
+                .expect("count"),
+            3
+        );
+        // Each free call counted once (and the two calls already reported).
+        assert_eq!(
+            env.registry
+                .active_calls_for_agent(&free.id)
+                .await
+                .expect("count"),
+            42
+        );
+        let calls = env.registry.list_calls(&org, 100).await.expect("calls");
+        assert_eq!(calls.len(), 51, "one record per call, refused ones too");
+        let status_of = |id: &str| {
+            calls
+                .iter()
+                .find(|c| c.carrier_call_id == id)
+                .map(|c| c.status.clone())
+        };
+        assert_eq!(
+            status_of("CA-final").as_deref(),
+            Some("completed"),
+            "a final status is never replaced by ringing"
+        );
+        assert_eq!(status_of("CA000").as_deref(), Some("ringing"));
+        assert_eq!(
+            calls.iter().filter(|c| c.forwarded_from.is_some()).count(),
+            5
+        );
+        let foreign = env
+            .registry
+            .list_calls(&other_org, 10)
+            .await
+            .expect("calls");
+        assert_eq!(foreign.len(), 1);
+        assert_eq!(
+            foreign[0].status, "in-progress",
+            "another organization's record is left alone"
+        );
+        let seen = env
+            .registry
+            .number(&org, &limited_number.id)
+            .await
+            .expect("number");
+        assert!(seen.last_call_at.is_some());
+    }
+);
+
+/// Polls every future to completion at once (so their calls queue for the writer together).
+async fn futures_join_all<F: std::future::Future>(
+    futures: impl Iterator<Item = F>,
+) -> Vec<F::Output> {
+    let mut set = Vec::new();
+    for future in futures {
+        set.push(Box::pin(future));
+    }
+    let mut outputs: Vec<Option<F::Output>> = (0..set.len()).map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (i, future) in set.iter_mut().enumerate() {
+            if outputs[i].is_none() {
+                match future.as_mut().poll(cx) {
+                    std::task::Poll::Ready(output) => outputs[i] = Some(output),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    outputs.into_iter().flatten().collect()
+}

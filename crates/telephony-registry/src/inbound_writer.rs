@@ -1,0 +1,591 @@
+//! Group commit of inbound calls: the calls that arrive while a transaction is being written
+//! are written together in the next one, so a burst of webhooks costs a handful of statements
+//! and one commit (one fsync) instead of a transaction each.
+//!
+//! Each [`crate::Registry`] (with its clones) has one writer task, started on its first inbound
+//! call. A webhook hands its call to the task and waits for its answer: it is answered only
+//! after the transaction holding its call record, its admission and its remembered answer has
+//! committed, exactly as when it had a transaction of its own. The task takes every call
+//! queued (up to [`MAX_BATCH`]) and writes them in one transaction:
+//!
+//! - the numbers' last-call times, in one statement, first;
+//! - calls to a number and an agent without limits (almost all): one multi-row insert of their
+//!   answers that skips the keys answered before (those calls write nothing more and get the
+//!   first answer), then one statement each for the active calls, the call records (an upsert: a final status is never replaced by a non-final one, another
+//!   organization's record is left alone) and the forwarded calls;
+//! - calls counted against a limit: one by one, each in a savepoint, as
+//!   [`crate::Registry::answer_inbound_call`] describes (a retried one rolls its savepoint back).
+//!
+//! On PostgreSQL the rows of the batch's numbers, and of its agents that have limits, are
+//! locked first in the order of their ids, so two instances' batches wait for each other
+//! instead of deadlocking, and calls on one agent are counted one after the other across
+//! instances. When a batch fails, its calls are written again one per transaction, so one bad
+//! call cannot fail the others. Correctness never depends on this process's queue: everything
+//! is decided inside the database transaction.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Expr, ExprTrait, LockType, OnConflict, Order, Query};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
+    QueryFilter, TransactionTrait,
+};
+use telephony_carrier::Provider;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::calls::is_unique_violation;
+use crate::entity::{active_call, agent, call_record, idempotency, number};
+use crate::error::{RegistryError, Result};
+use crate::forwarding::forwarded_call;
+use crate::inbound::InboundAnswer;
+use crate::model::{Admission, Direction};
+use crate::registry::{new_id, now};
+
+/// The most calls written in one transaction (well under both databases' limits on the
+/// parameters of one statement).
+pub(crate) const MAX_BATCH: usize = 256;
+/// Calls waiting for the writer beyond this many wait to be queued.
+const QUEUE: usize = 4 * MAX_BATCH;
+
+/// Statuses after which a call record's status never changes back.
+pub(crate) const CALL_RECORD_FINAL: [&str; 5] =
+    ["completed", "busy", "failed", "no-answer", "canceled"];
+
+/// An inbound call to write, with everything the transaction needs (owned, to cross to the
+/// writer task).
+#[derive(Debug, Clone)]
+pub(crate) struct PendingCall {
+    pub provider: Provider,
+    pub carrier_call_id: String,
+    pub org_id: String,
+    pub number_id: String,
+    pub e164: String,
+    pub number_limit: Option<u32>,
+    /// The agent the call would reach, and its limit.
+    pub agent: Option<(String, Option<u32>)>,
+    pub status: String,
+    pub forwarded: Option<(String, Option<String>)>,
+    pub idempotency_key: String,
+    /// The document answered when the call is admitted (or has no agent).
+    pub admitted: String,
+    /// The document answered when the number is at its limit (only when it has one).
+    pub number_full: Option<String>,
+    /// The document answered when the agent is at its limit (only when it has one).
+    pub agent_full: Option<String>,
+}
+
+impl PendingCall {
+    /// Whether admission control must count this call (one of its limits applies).
+    fn counted(&self) -> bool {
+        self.agent
+            .as_ref()
+            .is_some_and(|(_, limit)| limit.is_some() || self.number_limit.is_some())
+    }
+
+    fn key(&self) -> (&'static str, &str) {
+        (self.provider.as_str(), self.idempotency_key.as_str())
+    }
+}
+
+struct Job {
+    call: PendingCall,
+    reply: oneshot::Sender<Result<InboundAnswer>>,
+}
+
+/// The handle to a registry's writer task (started on first use).
+#[derive(Default)]
+pub(crate) struct InboundWriter {
+    queue: OnceLock<mpsc::Sender<Job>>,
+}
+
+impl std::fmt::Debug for InboundWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InboundWriter")
+            .field("started", &self.queue.get().is_some())
+            .finish()
+    }
+}
+
+/// What the writer needs of the registry (not the registry itself: the task must end when the
+/// last registry handle is dropped, which closes its queue).
+#[derive(Clone)]
+pub(crate) struct WriterContext {
+    pub db: DatabaseConnection,
+    pub max_call_age: Duration,
+}
+
+impl InboundWriter {
+    /// Writes `call` in the next group commit and returns its answer once committed.
+    pub(crate) async fn answer(
+        &self,
+        context: impl FnOnce() -> WriterContext,
+        call: PendingCall,
+    ) -> Result<InboundAnswer> {
+        let queue = self.queue.get_or_init(|| {
+            let (sender, receiver) = mpsc::channel(QUEUE);
+            tokio::spawn(run(context(), receiver));
+            sender
+        });
+        let (reply, answer) = oneshot::channel();
+        queue
+            .send(Job { call, reply })
+            .await
+            .map_err(|_| writer_stopped())?;
+        answer.await.map_err(|_| writer_stopped())?
+    }
+}
+
+fn writer_stopped() -> RegistryError {
+    RegistryError::Database(sea_orm::DbErr::Custom(
+        "the inbound call writer stopped".into(),
+    ))
+}
+
+async fn run(context: WriterContext, mut queue: mpsc::Receiver<Job>) {
+    let mut next: Vec<Job> = Vec::new();
+    loop {
+        let mut batch = std::mem::take(&mut next);
+        if batch.len() < MAX_BATCH {
+            let room = MAX_BATCH - batch.len();
+            if batch.is_empty() {
+                if queue.recv_many(&mut batch, room).await == 0 {
+                    return;
+                }
+            } else {
+                while batch.len() < MAX_BATCH {
+                    match queue.try_recv() {
+                        Ok(job) => batch.push(job),
+                        Err(_) => break,
+                    }
+                }
+            }
+        }
+        // Two deliveries of one webhook go in different transactions: the second then finds
+        // the first's answer.
+        let mut seen = HashSet::new();
+        let (batch, later): (Vec<Job>, Vec<Job>) = batch
+            .into_iter()
+            .partition(|job| seen.insert((job.call.provider, job.call.idempotency_key.clone())));
+        next = later;
+        write(&context, batch).await;
+    }
+}
+
+async fn write(context: &WriterContext, batch: Vec<Job>) {
+    let calls: Vec<&PendingCall> = batch.iter().map(|job| &job.call).collect();
+    metrics::histogram!("telephony_inbound_commit_calls").record(calls.len() as f64);
+    match write_batch(context, &calls).await {
+        Ok(answers) => {
+            for (job, answer) in batch.into_iter().zip(answers) {
+                let _ = job.reply.send(Ok(answer));
+            }
+        }
+        Err(error) if batch.len() == 1 => {
+            if let Some(job) = batch.into_iter().next() {
+                let _ = job.reply.send(Err(error));
+            }
+        }
+        Err(error) => {
+            tracing::warn!(%error, calls = batch.len(), "a group commit failed; writing its calls one by one");
+            for job in batch {
+                let answer = write_batch(context, &[&job.call]).await;
+                let _ = job.reply.send(answer.map(|mut answers| answers.remove(0)));
+            }
+        }
+    }
+}
+
+/// Writes `calls` (distinct idempotency keys) in one transaction; their answers, in order.
+async fn write_batch(
+    context: &WriterContext,
+    calls: &[&PendingCall],
+) -> Result<Vec<InboundAnswer>> {
+    let db = &context.db;
+    let backend = db.get_database_backend();
+    let at = now();
+    let txn = db.begin().await?;
+    // The first statement writes, so SQLite takes its write lock here (waiting up to the busy
+    // timeout) rather than failing to upgrade a read snapshot later; on PostgreSQL it locks
+    // the numbers' rows (see `lock_rows`). A retried webhook notes the time too.
+    if backend == DbBackend::Postgres {
+        lock_rows(&txn, calls).await?;
+    }
+    let mut numbers: Vec<&str> = calls.iter().map(|c| c.number_id.as_str()).collect();
+    numbers.sort_unstable();
+    numbers.dedup();
+    number::Entity::update_many()
+        .col_expr(number::Column::LastCallAt, Expr::value(Some(at)))
+        .filter(number::Column::Id.is_in(numbers))
+        .exec(&txn)
+        .await?;
+    let mut answers: Vec<Option<InboundAnswer>> = vec![None; calls.len()];
+    let plain: Vec<usize> = (0..calls.len()).filter(|&i| !calls[i].counted()).collect();
+    if !plain.is_empty() {
+        let plain_calls: Vec<&PendingCall> = plain.iter().map(|&i| calls[i]).collect();
+        for (i, answer) in plain.iter().zip(write_plain(&txn, &plain_calls, at).await?) {
+            answers[*i] = Some(answer);
+        }
+    }
+    for i in (0..calls.len()).filter(|&i| calls[i].counted()) {
+        let savepoint = txn.begin().await?;
+        let (answer, keep) = write_counted(&savepoint, context, calls[i], at).await?;
+        if keep {
+            savepoint.commit().await?;
+        } else {
+            savepoint.rollback().await?;
+        }
+        answers[i] = Some(answer);
+    }
+    txn.commit().await?;
+    answers
+        .into_iter()
+        .map(|answer| answer.ok_or_else(|| RegistryError::Corrupt("a call left unanswered".into())))
+        .collect()
+}
+
+/// On PostgreSQL, locks the batch's numbers, then its agents that have limits, each in the
+/// order of their ids, before anything else is written: every batch, on every instance, takes
+/// its locks in that order, so batches wait for each other instead of deadlocking. A batch on
+/// one number without limits needs no statement for it: the update of the number's last-call
+/// time, the batch's first write, takes that one lock.
+async fn lock_rows<C: ConnectionTrait>(txn: &C, calls: &[&PendingCall]) -> Result<()> {
+    let backend = txn.get_database_backend();
+    let mut numbers: Vec<&str> = calls.iter().map(|c| c.number_id.as_str()).collect();
+    numbers.sort_unstable();
+    numbers.dedup();
+    let limited = calls.iter().any(|c| matches!(&c.agent, Some((_, Some(_)))));
+    if numbers.len() == 1 && !limited {
+        return Ok(());
+    }
+    let mut lock = Query::select();
+    lock.column(number::Column::Id)
+        .from(number::Entity)
+        .and_where(Expr::col(number::Column::Id).is_in(numbers))
+        .order_by(number::Column::Id, Order::Asc)
+        .lock(LockType::Update);
+    txn.query_all_raw(backend.build(&lock)).await?;
+    let mut agents: Vec<&str> = calls
+        .iter()
+        .filter_map(|c| match &c.agent {
+            Some((id, Some(_))) => Some(id.as_str()),
+            _ => None,
+        })
+        .collect();
+    if agents.is_empty() {
+        return Ok(());
+    }
+    agents.sort_unstable();
+    agents.dedup();
+    let mut lock = Query::select();
+    lock.column(agent::Column::Id)
+        .from(agent::Entity)
+        .and_where(Expr::col(agent::Column::Id).is_in(agents))
+        .order_by(agent::Column::Id, Order::Asc)
+        .lock(LockType::Update);
+    txn.query_all_raw(backend.build(&lock)).await?;
+    Ok(())
+}
+
+/// The calls no limit applies to, a few statements for all of them.
+async fn write_plain<C: ConnectionTrait>(
+    txn: &C,
+    calls: &[&PendingCall],
+    at: DateTime<Utc>,
+) -> Result<Vec<InboundAnswer>> {
+    // 1. Their answers, where none is stored yet: the calls whose answer went in are fresh.
+    let stored = idempotency::Entity::insert_many(calls.iter().map(|c| idempotency::ActiveModel {
+        provider: Set(c.provider.as_str().to_owned()),
+        idempotency_key: Set(c.idempotency_key.clone()),
+        response_body: Set(c.admitted.clone()),
+        created_at: Set(at),
+    }))
+    .on_conflict_do_nothing()
+    .exec_with_returning_keys(txn)
+    .await;
+    let fresh_keys: HashSet<(String, String)> = match stored {
+        Ok(sea_orm::TryInsertResult::Inserted(keys)) => keys.into_iter().collect(),
+        Ok(_) => HashSet::new(),
+        Err(error) if is_unique_violation(&error) => HashSet::new(),
+        Err(error) => return Err(error.into()),
+    };
+    let is_fresh = |c: &PendingCall| {
+        fresh_keys.contains(&(c.provider.as_str().to_owned(), c.idempotency_key.clone()))
+    };
+    let fresh: Vec<&PendingCall> = calls.iter().copied().filter(|c| is_fresh(c)).collect();
+    if !fresh.is_empty() {
+        // 2. The calls that reach an agent are active (counted by no limit, but listed).
+        let active: Vec<active_call::ActiveModel> = fresh
+            .iter()
+            .filter_map(|c| {
+                c.agent
+                    .as_ref()
+                    .map(|(agent_id, _)| active_call::ActiveModel {
+                        provider: Set(c.provider.as_str().to_owned()),
+                        carrier_call_id: Set(c.carrier_call_id.clone()),
+                        org_id: Set(c.org_id.clone()),
+                        number_id: Set(c.number_id.clone()),
+                        agent_id: Set(Some(agent_id.clone())),
+                        started_at: Set(at),
+                    })
+            })
+            .collect();
+        if !active.is_empty() {
+            active_call::Entity::insert_many(active)
+                .on_conflict_do_nothing()
+                .exec_without_returning(txn)
+                .await?;
+        }
+        // 3. The call records (one per carrier call id).
+        let mut seen = HashSet::new();
+        let records: Vec<call_record::ActiveModel> = fresh
+            .iter()
+            .filter(|c| seen.insert((c.provider, c.carrier_call_id.as_str())))
+            .map(|c| record(c, at))
+            .collect();
+        call_record::Entity::insert_many(records)
+            .on_conflict(record_upsert())
+            .exec_without_returning(txn)
+            .await?;
+        // 4. The forwarded calls, with their business numbers.
+        let forwarded: Vec<forwarded_call::ActiveModel> = fresh
+            .iter()
+            .filter_map(|c| {
+                c.forwarded
+                    .as_ref()
+                    .map(|(business, registration)| forwarded_call::ActiveModel {
+                        provider: Set(c.provider.as_str().to_owned()),
+                        carrier_call_id: Set(c.carrier_call_id.clone()),
+                        org_id: Set(c.org_id.clone()),
+                        number_id: Set(c.number_id.clone()),
+                        business_number: Set(business.clone()),
+                        forwarded_number_id: Set(registration.clone()),
+                        created_at: Set(at),
+                    })
+            })
+            .collect();
+        if !forwarded.is_empty() {
+            forwarded_call::Entity::insert_many(forwarded)
+                .on_conflict_do_nothing()
+                .exec_without_returning(txn)
+                .await?;
+        }
+    }
+    // 5. The first answers of the calls answered before.
+    let answered_before: Vec<String> = calls
+        .iter()
+        .filter(|c| !is_fresh(c))
+        .map(|c| c.idempotency_key.clone())
+        .collect();
+    let mut first: HashMap<(String, String), String> = HashMap::new();
+    if !answered_before.is_empty() {
+        for row in idempotency::Entity::find()
+            .filter(idempotency::Column::IdempotencyKey.is_in(answered_before))
+            .all(txn)
+            .await?
+        {
+            first.insert((row.provider, row.idempotency_key), row.response_body);
+        }
+    }
+    calls
+        .iter()
+        .map(|c| {
+            if is_fresh(c) {
+                return Ok(InboundAnswer {
+                    body: c.admitted.clone(),
+                    fresh: true,
+                    admission: Some(Admission::Admitted),
+                });
+            }
+            let (provider, key) = c.key();
+            first
+                .remove(&(provider.to_owned(), key.to_owned()))
+                .map(|body| InboundAnswer {
+                    body,
+                    fresh: false,
+                    admission: None,
+                })
+                .ok_or_else(|| RegistryError::Conflict("idempotency record vanished".into()))
+        })
+        .collect()
+}
+
+fn record(call: &PendingCall, at: DateTime<Utc>) -> call_record::ActiveModel {
+    call_record::ActiveModel {
+        id: Set(new_id()),
+        org_id: Set(call.org_id.clone()),
+        provider: Set(call.provider.as_str().to_owned()),
+        carrier_call_id: Set(call.carrier_call_id.clone()),
+        number: Set(call.e164.clone()),
+        direction: Set(Direction::Inbound.as_str().to_owned()),
+        status: Set(call.status.clone()),
+        duration_secs: Set(None),
+        started_at: Set(at),
+        ended_at: Set(None),
+        updated_at: Set(at),
+    }
+}
+
+/// A call record already there (the carrier reported the call first) takes the new status,
+/// unless it belongs to another organization or a non-final status would replace a final one.
+fn record_upsert() -> OnConflict {
+    let excluded = |column: call_record::Column| {
+        Expr::col((sea_orm::sea_query::Alias::new("excluded"), column))
+    };
+    let existing = |column: call_record::Column| Expr::col((call_record::Entity, column));
+    let mut upsert = OnConflict::columns([
+        call_record::Column::Provider,
+        call_record::Column::CarrierCallId,
+    ]);
+    upsert
+        .update_columns([call_record::Column::Status, call_record::Column::UpdatedAt])
+        .action_and_where(
+            existing(call_record::Column::OrgId)
+                .eq(excluded(call_record::Column::OrgId))
+                .and(
+                    excluded(call_record::Column::Status)
+                        .is_in(CALL_RECORD_FINAL)
+                        .or(existing(call_record::Column::Status).is_not_in(CALL_RECORD_FINAL)),
+                ),
+        );
+    upsert
+}
+
+/// One call that admission control counts; `keep` is `false` when an answer was stored before
+/// (the caller rolls back everything this wrote).
+async fn write_counted<C: ConnectionTrait>(
+    txn: &C,
+    context: &WriterContext,
+    call: &PendingCall,
+    at: DateTime<Utc>,
+) -> Result<(InboundAnswer, bool)> {
+    let admission = admit(txn, context, call, at).await?;
+    call_record::Entity::insert(record(call, at))
+        .on_conflict(record_upsert())
+        .exec_without_returning(txn)
+        .await?;
+    if let Some((business, registration)) = &call.forwarded {
+        forwarded_call::Entity::insert(forwarded_call::ActiveModel {
+            provider: Set(call.provider.as_str().to_owned()),
+            carrier_call_id: Set(call.carrier_call_id.clone()),
+            org_id: Set(call.org_id.clone()),
+            number_id: Set(call.number_id.clone()),
+            business_number: Set(business.clone()),
+            forwarded_number_id: Set(registration.clone()),
+            created_at: Set(at),
+        })
+        .on_conflict_do_nothing()
+        .exec_without_returning(txn)
+        .await?;
+    }
+    let document = match admission {
+        Admission::NumberAtCapacity => call.number_full.as_ref(),
+        Admission::AtCapacity => call.agent_full.as_ref(),
+        Admission::Admitted | Admission::AlreadyAdmitted => None,
+    }
+    .unwrap_or(&call.admitted)
+    .clone();
+    let stored = idempotency::Entity::insert(idempotency::ActiveModel {
+        provider: Set(call.provider.as_str().to_owned()),
+        idempotency_key: Set(call.idempotency_key.clone()),
+        response_body: Set(document.clone()),
+        created_at: Set(at),
+    })
+    .on_conflict_do_nothing()
+    .exec_without_returning(txn)
+    .await;
+    let stored = match stored {
+        Ok(result) => inserted(&result),
+        Err(error) if is_unique_violation(&error) => false,
+        Err(error) => return Err(error.into()),
+    };
+    if stored {
+        return Ok((
+            InboundAnswer {
+                body: document,
+                fresh: true,
+                admission: Some(admission),
+            },
+            true,
+        ));
+    }
+    let (provider, key) = call.key();
+    let first = idempotency::Entity::find_by_id((provider.to_owned(), key.to_owned()))
+        .one(txn)
+        .await?
+        .ok_or_else(|| RegistryError::Conflict("idempotency record vanished".into()))?;
+    Ok((
+        InboundAnswer {
+            body: first.response_body,
+            fresh: false,
+            admission: None,
+        },
+        false,
+    ))
+}
+
+/// Counts the call against its number's and its agent's limits: its `active_calls` row is
+/// inserted, then the active calls (younger than the maximum call age) counted; a refused
+/// call's row is deleted.
+async fn admit<C: ConnectionTrait>(
+    txn: &C,
+    context: &WriterContext,
+    call: &PendingCall,
+    at: DateTime<Utc>,
+) -> Result<Admission> {
+    let Some((agent_id, agent_limit)) = &call.agent else {
+        return Ok(Admission::Admitted);
+    };
+    let row = active_call::Entity::insert(active_call::ActiveModel {
+        provider: Set(call.provider.as_str().to_owned()),
+        carrier_call_id: Set(call.carrier_call_id.clone()),
+        org_id: Set(call.org_id.clone()),
+        number_id: Set(call.number_id.clone()),
+        agent_id: Set(Some(agent_id.clone())),
+        started_at: Set(at),
+    })
+    .on_conflict_do_nothing()
+    .exec_without_returning(txn)
+    .await?;
+    if !inserted(&row) {
+        return Ok(Admission::AlreadyAdmitted);
+    }
+    let age = chrono::Duration::from_std(context.max_call_age).unwrap_or(chrono::Duration::MAX);
+    let cutoff = at.checked_sub_signed(age).unwrap_or_default();
+    let count = |column: active_call::Column, id: &str| {
+        use sea_orm::PaginatorTrait;
+        active_call::Entity::find()
+            .filter(column.eq(id.to_owned()))
+            .filter(active_call::Column::StartedAt.gte(cutoff))
+            .count(txn)
+    };
+    let verdict = if let Some(limit) = call.number_limit
+        && count(active_call::Column::NumberId, &call.number_id).await? > u64::from(limit)
+    {
+        Admission::NumberAtCapacity
+    } else if let Some(limit) = agent_limit
+        && count(active_call::Column::AgentId, agent_id).await? > u64::from(*limit)
+    {
+        Admission::AtCapacity
+    } else {
+        return Ok(Admission::Admitted);
+    };
+    active_call::Entity::delete_by_id((
+        call.provider.as_str().to_owned(),
+        call.carrier_call_id.clone(),
+    ))
+    .exec(txn)
+    .await?;
+    Ok(verdict)
+}
+
+/// Whether an insert-if-absent inserted (a conflict shows as `Conflicted` or as zero rows
+/// inserted, depending on the back end).
+fn inserted(result: &sea_orm::TryInsertResult<u64>) -> bool {
+    !matches!(
+        result,
+        sea_orm::TryInsertResult::Conflicted | sea_orm::TryInsertResult::Inserted(0)
+    )
+}
