@@ -267,33 +267,23 @@ async fn story(database_url: String) {
     assert_eq!(voice_url, Some(json!("https://previous.example.com/voice")));
 
     // Telnyx.
-    let public_key = state["telnyx_accounts"][0]["public_key"]
-        .as_str()
-        .expect("public key")
-        .to_owned();
-    let (status, telnyx) = http
-        .json("POST", &api("/v1/carriers"), Some(&key), Some(json!({"name": "telnyx", "provider": "telnyx", "api_key": TELNYX_KEY, "public_key": public_key, "texml_app_id": "4001"})))
-        .await;
-    assert_eq!(status, 201, "{telnyx}");
-    let telnyx = telnyx["id"].as_str().expect("id").to_owned();
-    let (status, imported) = http
-        .json("POST", &api("/v1/numbers/import"), Some(&key), Some(json!({"connection_id": telnyx, "e164": "+13125550100", "mode": "managed", "agent_id": agent})))
-        .await;
-    assert_eq!(status, 201, "{imported}");
-    let telnyx_number = imported["number"]["id"].as_str().expect("id").to_owned();
-    let (status, delivery) = http
-        .json(
-            "POST",
-            &format!("{emulator}/_emulator/telnyx/inbound"),
-            None,
-            Some(json!({"to": "+13125550100", "from": "+15005550006"})),
-        )
-        .await;
-    assert_eq!(
-        (status, delivery["status"].clone()),
-        (200, json!(200)),
-        "{delivery}"
-    );
+    let support::TelnyxStory {
+        number: telnyx_number,
+        delivery,
+        ..
+    } = support::telnyx_connect_import_and_call(
+        &http,
+        &gateway,
+        &emulator,
+        &key,
+        &support::TelnyxAccount {
+            api_key: TELNYX_KEY,
+            texml_app: "4001",
+            e164: "+13125550100",
+        },
+        &agent,
+    )
+    .await;
     assert!(
         delivery["body"]
             .as_str()

@@ -9,6 +9,8 @@
 //!   connection; the fault stays until the workflow has answered, so retries meet it too): run
 //!   the workflow, let the gateway's recovery loop finish what was left in flight, then the
 //!   emulator's account and the gateway's API must agree and nothing may be left pending.
+//!   On a customer's Twilio connection (the number's voice URL) and on a customer's Telnyx
+//!   connection (the number's connection: the gateway's TeXML application, or the customer's).
 //! - Managed numbers: the same faults at each carrier call of a purchase in the platform's
 //!   Twilio account (an organization's first, which creates its subaccount, and a later one),
 //!   a release, and a purchase in the platform's Telnyx account; afterwards no number is paid
@@ -16,7 +18,8 @@
 //!   subaccount is created twice and no order is left `buying`.
 //! - Crashes: for each workflow and each carrier call k it makes, every carrier call is held
 //!   by the emulator; once call k has arrived the gateway is killed with SIGKILL, restarted on
-//!   the same database, and after its recovery the carrier and the database must agree.
+//!   the same database, and after its recovery the carrier and the database must agree (on
+//!   Twilio and on Telnyx).
 //!
 //! On SQLite, and on PostgreSQL when `TELEPHONY_TEST_POSTGRES_URL` is set (required with
 //! `CI=true`).
@@ -34,6 +37,30 @@ const TWILIO_SID: &str = "AC44444444444444444444444444444444";
 const TWILIO_TOKEN: &str = "faults-twilio-auth-token-secret-01";
 const NUMBER: &str = "+14155550100";
 const PREVIOUS: &str = "https://previous.example.com/voice";
+const TELNYX_KEY: &str = "KEYFAULTS00000000000000000000000002";
+const TELNYX_SEED: &str = "i1xxSkIuQOY9H8laaRslIoYGTJ1NwBAFdjsQwiwJH04=";
+const TELNYX_NUMBER: &str = "+13125550100";
+/// The TeXML application the customer's connection gives the gateway (its voice URL is the
+/// gateway's), and the one the customer's number was on before the import.
+const TELNYX_GATEWAY_APP: &str = "4001";
+const TELNYX_PREVIOUS_APP: &str = "4999";
+
+/// The carrier of the customer's connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Carrier {
+    Twilio,
+    Telnyx,
+}
+
+impl Carrier {
+    /// The customer's number the workflows act on.
+    fn number(self) -> &'static str {
+        match self {
+            Self::Twilio => NUMBER,
+            Self::Telnyx => TELNYX_NUMBER,
+        }
+    }
+}
 /// The carrier client's timeout in these tests, and the delay that exceeds it.
 const CARRIER_TIMEOUT_MS: u64 = 300;
 const TIMEOUT_DELAY_MS: u64 = 700;
@@ -86,14 +113,31 @@ struct Rig {
     url: String,
     key: String,
     connection: Option<String>,
+    carrier: Carrier,
+    /// The TeXML applications as seeded (the gateway never changes one).
+    texml_apps: Value,
 }
 
 impl Rig {
-    async fn start(database_url: Option<String>, carrier_timeout_ms: u64) -> Self {
+    /// A rig whose customer connects a `carrier` account, on `database_url` (a SQLite file of
+    /// its own when `None`).
+    async fn start(
+        carrier: Carrier,
+        database_url: Option<String>,
+        carrier_timeout_ms: u64,
+    ) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let port = free_port();
         let url = format!("http://127.0.0.1:{port}");
-        let seed = support::twilio_seed(TWILIO_SID, TWILIO_TOKEN, 1);
+        let mut seed = support::twilio_seed(TWILIO_SID, TWILIO_TOKEN, 1);
+        seed["telnyx"] = support::telnyx_seed(
+            TELNYX_KEY,
+            TELNYX_SEED,
+            &url,
+            TELNYX_GATEWAY_APP,
+            &[(TELNYX_NUMBER, TELNYX_PREVIOUS_APP)],
+        )["telnyx"]
+            .take();
         let (emulator_proc, emulator_url) = start_emulator(&support::write_seed(dir.path(), &seed));
         let database_url = database_url.unwrap_or_else(|| {
             format!(
@@ -101,6 +145,12 @@ impl Rig {
                 dir.path().join("gateway.db").display()
             )
         });
+        let http = Http::new();
+        let emulator = Emulator {
+            http: http.clone(),
+            url: emulator_url.clone(),
+        };
+        let texml_apps = emulator.state().await["texml_applications"].clone();
         let mut env = Env::new(dir.path(), &database_url, port, &emulator_url);
         env.set(
             "TELEPHONY_CARRIER_TIMEOUT_MS",
@@ -110,20 +160,18 @@ impl Rig {
         // Longer than the longest workflow here (three attempts of a timed-out call).
         .set("TELEPHONY_STALE_OPERATION_SECS", "3");
         let key = env.init_org("acme");
-        let http = Http::new();
         let mut rig = Self {
             env,
             gateway: None,
             _emulator: emulator_proc,
-            emulator: Emulator {
-                http: http.clone(),
-                url: emulator_url,
-            },
+            emulator,
             http,
             registry: None,
             url,
             key,
             connection: None,
+            carrier,
+            texml_apps,
             dir,
         };
         rig.restart().await;
@@ -165,7 +213,7 @@ impl Rig {
             .as_array()
             .into_iter()
             .flatten()
-            .find(|n| n["e164"] == NUMBER)
+            .find(|n| n["e164"] == self.carrier.number())
             .cloned()
     }
 
@@ -181,13 +229,20 @@ impl Rig {
             self.connection = Some(id.to_owned());
             return id.to_owned();
         }
+        let body = match self.carrier {
+            Carrier::Twilio => json!({"name": "twilio", "provider": "twilio",
+                                      "account_sid": TWILIO_SID, "auth_token": TWILIO_TOKEN}),
+            Carrier::Telnyx => {
+                let public_key = self.emulator.state().await["telnyx_accounts"][0]["public_key"]
+                    .as_str()
+                    .expect("the emulator's telnyx public key")
+                    .to_owned();
+                json!({"name": "telnyx", "provider": "telnyx", "api_key": TELNYX_KEY,
+                       "public_key": public_key, "texml_app_id": TELNYX_GATEWAY_APP})
+            }
+        };
         let (status, created) = self
-            .call(
-                "POST",
-                "/carriers",
-                Some(json!({"name": "twilio", "provider": "twilio",
-                            "account_sid": TWILIO_SID, "auth_token": TWILIO_TOKEN})),
-            )
+            .call("POST", "/carriers", Some(body))
             .await
             .expect("answers");
         assert_eq!(status, 201, "{created}");
@@ -220,15 +275,41 @@ impl Rig {
             .call(
                 "POST",
                 "/numbers/import",
-                Some(json!({"connection_id": connection, "e164": NUMBER, "mode": mode})),
+                Some(
+                    json!({"connection_id": connection, "e164": self.carrier.number(),
+                            "mode": mode}),
+                ),
             )
             .await
             .expect("answers");
         assert_eq!(status, 201, "preparing {workflow:?}: {body}");
     }
 
-    /// Points the number back at the customer's voice URL through the carrier's own API.
+    /// Points the number back at the customer's own configuration through the carrier's own
+    /// API: the voice URL on Twilio, the TeXML application (connection) on Telnyx.
     async fn customer_repoints(&self) {
+        if self.carrier == Carrier::Telnyx {
+            let id = self
+                .emulator
+                .telnyx_number(TELNYX_NUMBER)
+                .await
+                .and_then(|n| n["id"].as_str().map(str::to_owned))
+                .expect("the number at the carrier");
+            let (status, body) = self
+                .http
+                .send(
+                    "PATCH",
+                    &format!("{}/v2/phone_numbers/{id}", self.emulator.url),
+                    &[
+                        ("content-type", "application/json"),
+                        ("authorization", &format!("Bearer {TELNYX_KEY}")),
+                    ],
+                    Some(json!({"connection_id": TELNYX_PREVIOUS_APP}).to_string()),
+                )
+                .await;
+            assert_eq!(status, 200, "{body}");
+            return;
+        }
         let state = self.emulator.state().await;
         let sid = state["twilio_numbers"]
             .as_array()
@@ -277,7 +358,7 @@ impl Rig {
             .number()
             .await
             .and_then(|n| n["id"].as_str().map(str::to_owned));
-        let (method, path, body) = request(workflow, &connection, number);
+        let (method, path, body) = request(workflow, &connection, self.carrier.number(), number);
         self.call(method, &path, body).await
     }
 
@@ -296,22 +377,43 @@ impl Rig {
     }
 
     /// The carrier and the gateway agree about the number: imported (and `active`) in
-    /// `managed` mode exactly when the carrier points it at the gateway; otherwise the
-    /// customer's own voice URL is back.
+    /// `managed` mode exactly when the carrier points it at the gateway (Twilio: the gateway's
+    /// voice URL; Telnyx: the connection's TeXML application); otherwise the customer's own
+    /// configuration is back (their voice URL; their TeXML application). On Telnyx the gateway
+    /// also never touches a TeXML application itself, nor gives the number up.
     async fn disagreement(&self) -> Option<String> {
-        let at_carrier = self.emulator.twilio_voice_url(NUMBER).await;
-        let gateway_voice = format!("{}/webhooks/twilio/voice", self.url);
+        let (at_carrier, gateway, previous) = match self.carrier {
+            Carrier::Twilio => (
+                self.emulator.twilio_voice_url(NUMBER).await,
+                format!("{}/webhooks/twilio/voice", self.url),
+                PREVIOUS.to_owned(),
+            ),
+            Carrier::Telnyx => {
+                let Some(held) = self.emulator.telnyx_number(TELNYX_NUMBER).await else {
+                    return Some("the number left the customer's telnyx account".into());
+                };
+                let apps = self.emulator.state().await["texml_applications"].clone();
+                if apps != self.texml_apps {
+                    return Some(format!("the TeXML applications were changed: {apps}"));
+                }
+                (
+                    held["connection_id"].as_str().map(str::to_owned),
+                    TELNYX_GATEWAY_APP.to_owned(),
+                    TELNYX_PREVIOUS_APP.to_owned(),
+                )
+            }
+        };
         let number = self.number().await;
         let expected = match &number {
             Some(n) if n["status"] != "active" => {
                 return Some(format!("the number is left {}", n["status"]));
             }
-            Some(n) if n["webhook_mode"] == "managed" => gateway_voice,
-            _ => PREVIOUS.to_owned(),
+            Some(n) if n["webhook_mode"] == "managed" => gateway,
+            _ => previous,
         };
         (at_carrier.as_deref() != Some(expected.as_str())).then(|| {
             format!(
-                "the gateway shows {:?}, the carrier's voice URL is {at_carrier:?}",
+                "the gateway shows {:?}, the carrier routes the number to {at_carrier:?}",
                 number.map(|n| (n["webhook_mode"].clone(), n["status"].clone()))
             )
         })
@@ -343,61 +445,133 @@ impl Rig {
     }
 }
 
-async fn fault_matrix(database_url: Option<String>, label: &str, only: &[&str]) {
-    let mut rig = Rig::start(database_url, CARRIER_TIMEOUT_MS).await;
-    let (mut cases, mut injected, mut disagreements) = (0_usize, 0_usize, Vec::new());
-    let mut answers: std::collections::BTreeMap<u16, usize> = Default::default();
-    // The carrier calls of each workflow, found before any fault.
+/// One case of the fault matrix: a workflow, one of its carrier calls, a fault.
+#[derive(Clone)]
+struct Case {
+    workflow: Workflow,
+    method: String,
+    /// The call's path, ids as globs (see [`path_glob`]).
+    path: String,
+    fault_name: &'static str,
+    fault: Value,
+}
+
+/// What a rig found running its share of the matrix.
+#[derive(Default)]
+struct Tally {
+    cases: usize,
+    injected: usize,
+    answers: std::collections::BTreeMap<u16, usize>,
+    disagreements: Vec<String>,
+}
+
+/// The fault matrix of `carrier`. Its cases are shared out between two rigs (gateway, emulator,
+/// database each: `databases`, a SQLite file of their own for `None`) run side by side, since a
+/// case mostly waits for the recovery loop.
+async fn fault_matrix(
+    carrier: Carrier,
+    databases: [Option<String>; 2],
+    label: &str,
+    only: &[&str],
+) {
+    let [first, second] = databases;
+    let mut rig = Rig::start(carrier, first, CARRIER_TIMEOUT_MS).await;
+    let mut other = Rig::start(carrier, second, CARRIER_TIMEOUT_MS).await;
+    // The carrier calls of each workflow, found before any fault, with the carrier's ids taken
+    // as globs: each emulator gives the number its own Twilio SID.
     let mut plan = Vec::new();
     for workflow in WORKFLOWS {
-        plan.push((workflow, rig.carrier_calls(workflow).await.0));
+        let mut steps: Vec<(String, String)> = Vec::new();
+        for (method, path) in rig.carrier_calls(workflow).await.0 {
+            let call = (method, path_glob(&path));
+            if !steps.contains(&call) {
+                steps.push(call);
+            }
+        }
+        plan.push((workflow, steps));
     }
+    let plan_calls: Vec<(Workflow, Vec<String>)> = plan
+        .iter()
+        .map(|(w, steps)| (*w, steps.iter().map(|(m, p)| format!("{m} {p}")).collect()))
+        .collect();
+    let mut all = Vec::new();
     for (workflow, steps) in plan {
-        for (method, path) in &steps {
+        for (method, path) in steps {
             for (fault_name, fault) in faults() {
-                if !only.is_empty() && !only.contains(&fault_name) {
-                    continue;
-                }
-                rig.prepare(workflow).await;
-                let mut fault = fault;
-                fault["method"] = json!(method);
-                fault["path"] = json!(path);
-                let before = rig.emulator.last_seq().await;
-                rig.emulator.fault(fault).await;
-                let status = rig.run(workflow).await;
-                rig.emulator.clear_faults().await;
-                let hits = rig
-                    .emulator
-                    .requests_after(before)
-                    .await
-                    .iter()
-                    .filter(|(m, p)| m == method && p == path)
-                    .count();
-                injected += hits;
-                cases += 1;
-                let case = format!("{workflow:?}, {fault_name} on {method} {path}");
-                let status = status.unwrap_or_else(|| panic!("{case}: the gateway did not answer"));
-                assert!(status != 500, "{case}: 500 internal error");
-                *answers.entry(status).or_default() += 1;
-                rig.wait_recovered().await;
-                if let Some(disagreement) = rig.disagreement().await {
-                    disagreements.push(format!("{case}: {disagreement}"));
+                if only.is_empty() || only.contains(&fault_name) {
+                    all.push(Case {
+                        workflow,
+                        method: method.clone(),
+                        path: path.clone(),
+                        fault_name,
+                        fault,
+                    });
                 }
             }
         }
     }
+    let (mine, theirs): (Vec<_>, Vec<_>) =
+        all.into_iter().enumerate().partition(|(i, _)| i % 2 == 0);
+    let (a, b) = tokio::join!(
+        run_cases(&mut rig, mine.into_iter().map(|(_, c)| c)),
+        run_cases(&mut other, theirs.into_iter().map(|(_, c)| c)),
+    );
+    let (cases, injected) = (a.cases + b.cases, a.injected + b.injected);
+    let mut answers = a.answers;
+    for (status, n) in b.answers {
+        *answers.entry(status).or_default() += n;
+    }
+    let disagreements: Vec<String> = a.disagreements.into_iter().chain(b.disagreements).collect();
     println!(
-        "fault matrix ({label}): faults injected: {injected}, cases: {cases}, \
-         disagreements: {}; answers by status: {answers:?}",
+        "fault matrix ({carrier:?}, {label}): faults injected: {injected}, cases: {cases}, \
+         disagreements: {}; answers by status: {answers:?}; carrier calls: {plan_calls:?}",
         disagreements.len()
     );
     assert!(disagreements.is_empty(), "{disagreements:#?}");
     assert!(cases >= WORKFLOWS.len() * only.len().max(1));
 }
 
-async fn crashes(database_url: Option<String>, label: &str) {
+/// Runs `cases` one after the other on `rig`.
+async fn run_cases(rig: &mut Rig, cases: impl IntoIterator<Item = Case>) -> Tally {
+    let mut tally = Tally::default();
+    for Case {
+        workflow,
+        method,
+        path,
+        fault_name,
+        mut fault,
+    } in cases
+    {
+        rig.prepare(workflow).await;
+        fault["method"] = json!(method);
+        fault["path"] = json!(path);
+        let before = rig.emulator.last_seq().await;
+        rig.emulator.fault(fault).await;
+        let status = rig.run(workflow).await;
+        rig.emulator.clear_faults().await;
+        tally.injected += rig
+            .emulator
+            .requests_after(before)
+            .await
+            .iter()
+            .filter(|(m, p)| *m == method && path_glob(p) == path)
+            .count();
+        tally.cases += 1;
+        let case = format!("{workflow:?}, {fault_name} on {method} {path}");
+        let status = status.unwrap_or_else(|| panic!("{case}: the gateway did not answer"));
+        assert!(status != 500, "{case}: 500 internal error");
+        *tally.answers.entry(status).or_default() += 1;
+        rig.wait_recovered().await;
+        if let Some(disagreement) = rig.disagreement().await {
+            tally.disagreements.push(format!("{case}: {disagreement}"));
+        }
+    }
+    tally
+}
+
+async fn crashes(carrier: Carrier, database_url: Option<String>, label: &str) {
     // Calls are held well under the client's timeout, so the workflow reaches call k.
-    let mut rig = Rig::start(database_url, 5_000).await;
+    let mut rig = Rig::start(carrier, database_url, 5_000).await;
     let (mut cases, mut disagreements) = (0_usize, Vec::new());
     for workflow in WORKFLOWS {
         let (_, total) = rig.carrier_calls(workflow).await;
@@ -418,7 +592,8 @@ async fn crashes(database_url: Option<String>, label: &str) {
                     .await
                     .and_then(|n| n["id"].as_str().map(str::to_owned));
                 tokio::spawn(async move {
-                    let (method, path, body) = request(workflow, &connection, number);
+                    let (method, path, body) =
+                        request(workflow, &connection, carrier.number(), number);
                     http.try_json(method, &format!("{url}/v1{path}"), Some(&key), body)
                         .await
                 })
@@ -447,7 +622,7 @@ async fn crashes(database_url: Option<String>, label: &str) {
         }
     }
     println!(
-        "crashes ({label}): SIGKILLs: {cases}, restarts: {cases}, disagreements: {}",
+        "crashes ({carrier:?}, {label}): SIGKILLs: {cases}, restarts: {cases}, disagreements: {}",
         disagreements.len()
     );
     assert!(disagreements.is_empty(), "{disagreements:#?}");
@@ -458,13 +633,14 @@ async fn crashes(database_url: Option<String>, label: &str) {
 fn request(
     workflow: Workflow,
     connection: &str,
+    e164: &str,
     number: Option<String>,
 ) -> (&'static str, String, Option<Value>) {
     match workflow {
         Workflow::Import => (
             "POST",
             "/numbers/import".to_owned(),
-            Some(json!({"connection_id": connection, "e164": NUMBER, "mode": "managed"})),
+            Some(json!({"connection_id": connection, "e164": e164, "mode": "managed"})),
         ),
         Workflow::ToOutboundOnly => (
             "PATCH",
@@ -491,18 +667,23 @@ fn request(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_fault_at_every_carrier_call_leaves_carrier_and_database_agreeing_on_sqlite() {
-    fault_matrix(None, "SQLite", &[]).await;
+    fault_matrix(Carrier::Twilio, [None, None], "SQLite", &[]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_fault_at_every_carrier_call_leaves_carrier_and_database_agreeing_on_postgresql() {
-    let Some(pg) = PgDatabase::create("tg_faults") else {
+    // A database for each of the matrix's two rigs.
+    let (Some(pg), Some(pg2)) = (
+        PgDatabase::create("tg_faults"),
+        PgDatabase::create("tg_faults_b"),
+    ) else {
         return;
     };
     // The faults whose handling involves the database most (the operation stays in flight
     // and recovery resolves it); the full matrix runs on SQLite.
     fault_matrix(
-        Some(pg.url.clone()),
+        Carrier::Twilio,
+        [Some(pg.url.clone()), Some(pg2.url.clone())],
         "PostgreSQL",
         &["503", "timeout", "dropped connection"],
     )
@@ -511,7 +692,7 @@ async fn every_fault_at_every_carrier_call_leaves_carrier_and_database_agreeing_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sigkill_at_every_carrier_call_is_recovered_on_restart_on_sqlite() {
-    crashes(None, "SQLite").await;
+    crashes(Carrier::Twilio, None, "SQLite").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -519,7 +700,46 @@ async fn a_sigkill_at_every_carrier_call_is_recovered_on_restart_on_postgresql()
     let Some(pg) = PgDatabase::create("tg_crashes") else {
         return;
     };
-    crashes(Some(pg.url.clone()), "PostgreSQL").await;
+    crashes(Carrier::Twilio, Some(pg.url.clone()), "PostgreSQL").await;
+}
+
+// The same workflows on a customer's Telnyx connection: a managed import moves the number to the
+// connection's TeXML application; the customer's own application comes back when it ends.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn telnyx_every_fault_at_every_carrier_call_leaves_carrier_and_database_agreeing_on_sqlite() {
+    fault_matrix(Carrier::Telnyx, [None, None], "SQLite", &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn telnyx_every_fault_at_every_carrier_call_leaves_carrier_and_database_agreeing_on_postgresql()
+ {
+    let (Some(pg), Some(pg2)) = (
+        PgDatabase::create("tg_telnyx_faults"),
+        PgDatabase::create("tg_telnyx_faults_b"),
+    ) else {
+        return;
+    };
+    fault_matrix(
+        Carrier::Telnyx,
+        [Some(pg.url.clone()), Some(pg2.url.clone())],
+        "PostgreSQL",
+        &["503", "timeout", "dropped connection"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn telnyx_a_sigkill_at_every_carrier_call_is_recovered_on_restart_on_sqlite() {
+    crashes(Carrier::Telnyx, None, "SQLite").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn telnyx_a_sigkill_at_every_carrier_call_is_recovered_on_restart_on_postgresql() {
+    let Some(pg) = PgDatabase::create("tg_telnyx_crashes") else {
+        return;
+    };
+    crashes(Carrier::Telnyx, Some(pg.url.clone()), "PostgreSQL").await;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -284,29 +284,23 @@ async fn secrets_story(database: Db<'_>) {
         .json("POST", &api("/v1/carriers"), Some(&key), Some(json!({"name": "bad", "provider": "telnyx", "api_key": "KEYSECWRONG00000000000000000000000001", "public_key": public_key, "texml_app_id": "5001"})))
         .await;
     assert_eq!(status, 422, "{bad}");
-    let (status, telnyx) = http
-        .json("POST", &api("/v1/carriers"), Some(&key), Some(json!({"name": "telnyx", "provider": "telnyx", "api_key": TELNYX_KEY, "public_key": public_key, "texml_app_id": "5001"})))
-        .await;
-    assert_eq!(status, 201, "{telnyx}");
-    let telnyx = telnyx["id"].as_str().expect("id").to_owned();
-    let (status, imported) = http
-        .json("POST", &api("/v1/numbers/import"), Some(&key), Some(json!({"connection_id": telnyx, "e164": "+13125550100", "mode": "managed", "agent_id": agent})))
-        .await;
-    assert_eq!(status, 201, "{imported}");
-    let telnyx_number = imported["number"]["id"].as_str().expect("id").to_owned();
-    let (status, delivery) = http
-        .json(
-            "POST",
-            &format!("{emulator}/_emulator/telnyx/inbound"),
-            None,
-            Some(json!({"to": "+13125550100", "from": "+15005550006"})),
-        )
-        .await;
-    assert_eq!(
-        (status, delivery["status"].clone()),
-        (200, json!(200)),
-        "{delivery}"
-    );
+    let support::TelnyxStory {
+        connection: telnyx,
+        number: telnyx_number,
+        ..
+    } = support::telnyx_connect_import_and_call(
+        &http,
+        &gateway,
+        &emulator,
+        &key,
+        &support::TelnyxAccount {
+            api_key: TELNYX_KEY,
+            texml_app: "5001",
+            e164: "+13125550100",
+        },
+        &agent,
+    )
+    .await;
     for path in [
         format!("/v1/numbers/{telnyx_number}"),
         format!("/v1/numbers/{number}"),

@@ -472,6 +472,23 @@ impl Emulator {
         assert_eq!(status, 204);
     }
 
+    /// The Telnyx number as the emulator holds it (`None` when no account holds it).
+    pub async fn telnyx_number(&self, e164: &str) -> Option<Value> {
+        self.state().await["telnyx_numbers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|n| n["phone_number"] == e164)
+            .cloned()
+    }
+
+    /// The Telnyx number's connection (the TeXML application it is routed to).
+    pub async fn telnyx_connection_id(&self, e164: &str) -> Option<String> {
+        self.telnyx_number(e164)
+            .await
+            .and_then(|n| n["connection_id"].as_str().map(str::to_owned))
+    }
+
     /// The Twilio number's voice URL.
     pub async fn twilio_voice_url(&self, e164: &str) -> Option<String> {
         self.state().await["twilio_numbers"]
@@ -515,7 +532,7 @@ pub async fn pending_operations(env: &Env) -> u64 {
 }
 
 /// A JSON body for a Twilio account with voice-capable numbers `+1415555010x` (x from 0),
-/// each with a customer voice URL, plus one Telnyx account with `+13125550100`.
+/// each with a customer voice URL.
 pub fn twilio_seed(sid: &str, token: &str, numbers: usize) -> Value {
     let numbers: Vec<Value> = (0..numbers)
         .map(|i| {
@@ -526,4 +543,133 @@ pub fn twilio_seed(sid: &str, token: &str, numbers: usize) -> Value {
         .collect();
     json!({"twilio": {"accounts": [{
         "sid": sid, "auth_token": token, "friendly_name": "Test", "numbers": numbers}]}})
+}
+
+/// The customer's TeXML application previous to an import (see [`telnyx_seed`]).
+pub const TELNYX_PREVIOUS_APP_URL: &str = "https://previous.example.com/texml";
+
+/// The TeXML applications of [`telnyx_seed`]'s account: the one given to the gateway (`gateway_app`, its voice URL and status callback the gateway's at
+/// `gateway`) and each previous one (`previous_apps`, the customer's own).
+fn telnyx_texml_apps(gateway: &str, gateway_app: &str, previous_apps: &[&str]) -> Value {
+    let mut apps = vec![json!({
+        "id": gateway_app, "friendly_name": "agents",
+        "voice_url": format!("{gateway}/webhooks/telnyx/texml"),
+        "status_callback": format!("{gateway}/webhooks/telnyx/status")})];
+    for id in previous_apps {
+        apps.push(json!({"id": id, "friendly_name": format!("previous {id}"),
+                         "voice_url": TELNYX_PREVIOUS_APP_URL}));
+    }
+    Value::Array(apps)
+}
+
+/// A JSON body for a Telnyx account (`api_key`, webhooks signed with `signing_seed`) holding
+/// `numbers`, each `(e164, connection)` on the customer's own TeXML application `connection`,
+/// and the TeXML application `gateway_app` whose voice URL is the gateway's at `gateway`.
+pub fn telnyx_seed(
+    api_key: &str,
+    signing_seed: &str,
+    gateway: &str,
+    gateway_app: &str,
+    numbers: &[(&str, &str)],
+) -> Value {
+    let mut previous: Vec<&str> = numbers.iter().map(|(_, app)| *app).collect();
+    previous.dedup();
+    let held: Vec<Value> = numbers
+        .iter()
+        .enumerate()
+        .map(|(i, (e164, app))| {
+            json!({"id": format!("40000000000000000{:02}", i + 1), "phone_number": e164,
+                   "connection_id": app})
+        })
+        .collect();
+    json!({"telnyx": {"accounts": [{
+        "api_key": api_key, "account_sid": "0b1c2d3e-0000-4000-8000-00000000fa17",
+        "signing_seed": signing_seed,
+        "numbers": held,
+        "texml_applications": telnyx_texml_apps(gateway, gateway_app, &previous)}]}})
+}
+
+/// A customer's Telnyx account as the end-to-end stories connect it.
+pub struct TelnyxAccount<'a> {
+    /// The API v2 key.
+    pub api_key: &'a str,
+    /// The TeXML application given to the gateway (its voice URL is the gateway's).
+    pub texml_app: &'a str,
+    /// The number imported.
+    pub e164: &'a str,
+}
+
+/// What [`telnyx_connect_import_and_call`] leaves.
+pub struct TelnyxStory {
+    /// The connection's id.
+    pub connection: String,
+    /// The imported number's id.
+    pub number: String,
+    /// The emulator's record of the inbound call it delivered to the gateway.
+    pub delivery: Value,
+}
+
+/// The Telnyx steps of the end-to-end stories (`e2e.rs`, `security.rs`): through the gateway at
+/// `gateway` with the organization's API `key`, connect `account` (with the emulator's public
+/// key for webhook signatures), import its number in `managed` mode on `agent`, and have the
+/// emulator at `emulator` place an inbound call to it, which the gateway must answer 200.
+pub async fn telnyx_connect_import_and_call(
+    http: &Http,
+    gateway: &str,
+    emulator: &str,
+    key: &str,
+    account: &TelnyxAccount<'_>,
+    agent: &str,
+) -> TelnyxStory {
+    let (_, state) = http
+        .json("GET", &format!("{emulator}/_emulator/state"), None, None)
+        .await;
+    let public_key = state["telnyx_accounts"][0]["public_key"]
+        .as_str()
+        .expect("public key")
+        .to_owned();
+    let (status, created) = http
+        .json(
+            "POST",
+            &format!("{gateway}/v1/carriers"),
+            Some(key),
+            Some(
+                json!({"name": "telnyx", "provider": "telnyx", "api_key": account.api_key,
+                        "public_key": public_key, "texml_app_id": account.texml_app}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let connection = created["id"].as_str().expect("id").to_owned();
+    let (status, imported) = http
+        .json(
+            "POST",
+            &format!("{gateway}/v1/numbers/import"),
+            Some(key),
+            Some(
+                json!({"connection_id": connection, "e164": account.e164, "mode": "managed",
+                        "agent_id": agent}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 201, "{imported}");
+    let number = imported["number"]["id"].as_str().expect("id").to_owned();
+    let (status, delivery) = http
+        .json(
+            "POST",
+            &format!("{emulator}/_emulator/telnyx/inbound"),
+            None,
+            Some(json!({"to": account.e164, "from": "+15005550006"})),
+        )
+        .await;
+    assert_eq!(
+        (status, delivery["status"].clone()),
+        (200, json!(200)),
+        "{delivery}"
+    );
+    TelnyxStory {
+        connection,
+        number,
+        delivery,
+    }
 }
