@@ -2,8 +2,8 @@
 //! are written together in the next one, so a burst of webhooks costs a handful of statements
 //! and one commit (one fsync) instead of a transaction each.
 //!
-//! Each [`crate::Registry`] (with its clones) has one writer task, started on its first inbound
-//! call. A webhook hands its call to the task and waits for its answer: it is answered only
+//! Each [`crate::Registry`] (with its clones) has one writer task on SQLite, which has one
+//! writer at a time, and [`POSTGRES_WRITERS`] on PostgreSQL, started on its first inbound call. A webhook hands its call to the task and waits for its answer: it is answered only
 //! after the transaction holding its call record, its admission and its remembered answer has
 //! committed, exactly as when it had a transaction of its own. The task takes every call
 //! queued (up to [`MAX_BATCH`]) and writes them in one transaction:
@@ -24,7 +24,7 @@
 //! is decided inside the database transaction.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -49,6 +49,9 @@ use crate::registry::{new_id, now};
 pub(crate) const MAX_BATCH: usize = 256;
 /// Calls waiting for the writer beyond this many wait to be queued.
 const QUEUE: usize = 4 * MAX_BATCH;
+/// Batches written at once on PostgreSQL, which commits concurrent transactions together by
+/// itself (SQLite has one writer: one batch at a time).
+const POSTGRES_WRITERS: usize = 4;
 
 /// Statuses after which a call record's status never changes back.
 pub(crate) const CALL_RECORD_FINAL: [&str; 5] =
@@ -126,7 +129,15 @@ impl InboundWriter {
     ) -> Result<InboundAnswer> {
         let queue = self.queue.get_or_init(|| {
             let (sender, receiver) = mpsc::channel(QUEUE);
-            tokio::spawn(run(context(), receiver));
+            let context = context();
+            let writers = match context.db.get_database_backend() {
+                DbBackend::Postgres => POSTGRES_WRITERS,
+                _ => 1,
+            };
+            let receiver = Arc::new(tokio::sync::Mutex::new(receiver));
+            for _ in 0..writers {
+                tokio::spawn(run(context.clone(), receiver.clone()));
+            }
             sender
         });
         let (reply, answer) = oneshot::channel();
@@ -144,32 +155,36 @@ fn writer_stopped() -> RegistryError {
     ))
 }
 
-async fn run(context: WriterContext, mut queue: mpsc::Receiver<Job>) {
+async fn run(context: WriterContext, queue: Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>>) {
     let mut next: Vec<Job> = Vec::new();
     loop {
         let mut batch = std::mem::take(&mut next);
-        if batch.len() < MAX_BATCH {
-            let room = MAX_BATCH - batch.len();
-            if batch.is_empty() {
-                if queue.recv_many(&mut batch, room).await == 0 {
-                    return;
-                }
-            } else {
-                while batch.len() < MAX_BATCH {
-                    match queue.try_recv() {
-                        Ok(job) => batch.push(job),
-                        Err(_) => break,
-                    }
+        // One writer waits on the queue at a time; it writes after letting go of it. A writer
+        // with deliveries left over from its last batch does not wait for the queue (the writer
+        // holding it may be waiting for calls that wait for those deliveries' answers).
+        if batch.is_empty() {
+            let mut queue = queue.lock().await;
+            if queue.recv_many(&mut batch, MAX_BATCH).await == 0 {
+                return;
+            }
+        } else if let Ok(mut queue) = queue.try_lock() {
+            while batch.len() < MAX_BATCH {
+                match queue.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
                 }
             }
         }
         // Two deliveries of one webhook go in different transactions: the second then finds
         // the first's answer.
         let mut seen = HashSet::new();
-        let (batch, later): (Vec<Job>, Vec<Job>) = batch
+        let (mut batch, later): (Vec<Job>, Vec<Job>) = batch
             .into_iter()
             .partition(|job| seen.insert((job.call.provider, job.call.idempotency_key.clone())));
         next = later;
+        // Every writer inserts in the order of the keys, so two batches holding some of the
+        // same keys wait for each other rather than deadlock.
+        batch.sort_unstable_by(|a, b| a.call.key().cmp(&b.call.key()));
         write(&context, batch).await;
     }
 }
@@ -183,19 +198,59 @@ async fn write(context: &WriterContext, batch: Vec<Job>) {
                 let _ = job.reply.send(Ok(answer));
             }
         }
-        Err(error) if batch.len() == 1 => {
+        Err(error) if batch.len() == 1 && !error_is_transient(&error) => {
             if let Some(job) = batch.into_iter().next() {
                 let _ = job.reply.send(Err(error));
             }
         }
         Err(error) => {
-            tracing::warn!(%error, calls = batch.len(), "a group commit failed; writing its calls one by one");
+            if batch.len() > 1 {
+                tracing::warn!(%error, calls = batch.len(), "a group commit failed; writing its calls one by one");
+            }
             for job in batch {
-                let answer = write_batch(context, &[&job.call]).await;
-                let _ = job.reply.send(answer.map(|mut answers| answers.remove(0)));
+                let _ = job
+                    .reply
+                    .send(write_alone(context, &job.call, error_is_transient(&error)).await);
             }
         }
     }
+}
+
+/// Writes one call in its own transaction, again (`retry`) when a batch holding it failed
+/// with an error another attempt can cure (a deadlock or serialization failure: PostgreSQL
+/// rolled back one of two transactions waiting for each other).
+async fn write_alone(
+    context: &WriterContext,
+    call: &PendingCall,
+    retry: bool,
+) -> Result<InboundAnswer> {
+    let mut attempts = if retry { 3 } else { 1 };
+    loop {
+        attempts -= 1;
+        match write_batch(context, &[call]).await {
+            Ok(mut answers) => return Ok(answers.remove(0)),
+            Err(error) if attempts > 0 && error_is_transient(&error) => {
+                tracing::debug!(%error, "an inbound call's transaction is retried");
+            }
+            Err(error) => return Err(error),
+        }
+    }
+}
+
+/// Whether the database rolled the transaction back to resolve a conflict with another one
+/// (PostgreSQL's `40P01` deadlock and `40001` serialization failure; SQLite's busy database).
+fn error_is_transient(error: &RegistryError) -> bool {
+    let RegistryError::Database(db) = error else {
+        return false;
+    };
+    let code = match db {
+        sea_orm::DbErr::Query(sea_orm::RuntimeErr::SqlxError(error))
+        | sea_orm::DbErr::Exec(sea_orm::RuntimeErr::SqlxError(error)) => error
+            .as_database_error()
+            .and_then(|e| e.code().map(|c| c.into_owned())),
+        _ => None,
+    };
+    matches!(code.as_deref(), Some("40P01" | "40001" | "5" | "517"))
 }
 
 /// Writes `calls` (distinct idempotency keys) in one transaction; their answers, in order.
@@ -206,6 +261,9 @@ async fn write_batch(
     let db = &context.db;
     let backend = db.get_database_backend();
     let at = now();
+    if backend == DbBackend::Postgres && !calls.iter().any(|c| c.counted()) {
+        return write_plain_postgres(db, calls, at).await;
+    }
     let txn = db.begin().await?;
     // The first statement writes, so SQLite takes its write lock here (waiting up to the busy
     // timeout) rather than failing to upgrade a read snapshot later; on PostgreSQL it locks
@@ -221,29 +279,16 @@ async fn write_batch(
         .filter(number::Column::Id.is_in(numbers))
         .exec(&txn)
         .await?;
-    let mut answers: Vec<Option<InboundAnswer>> = vec![None; calls.len()];
-    let plain: Vec<usize> = (0..calls.len()).filter(|&i| !calls[i].counted()).collect();
-    if !plain.is_empty() {
-        let plain_calls: Vec<&PendingCall> = plain.iter().map(|&i| calls[i]).collect();
-        for (i, answer) in plain.iter().zip(write_plain(&txn, &plain_calls, at).await?) {
-            answers[*i] = Some(answer);
+    // Every call's answer is inserted if absent, in key order, before anything else is written
+    // for it: a call answered before writes nothing more.
+    let mut answers = write_plain(&txn, calls, at).await?;
+    for (i, call) in calls.iter().enumerate() {
+        if call.counted() && answers[i].fresh {
+            answers[i] = write_counted(&txn, context, call, at).await?;
         }
-    }
-    for i in (0..calls.len()).filter(|&i| calls[i].counted()) {
-        let savepoint = txn.begin().await?;
-        let (answer, keep) = write_counted(&savepoint, context, calls[i], at).await?;
-        if keep {
-            savepoint.commit().await?;
-        } else {
-            savepoint.rollback().await?;
-        }
-        answers[i] = Some(answer);
     }
     txn.commit().await?;
-    answers
-        .into_iter()
-        .map(|answer| answer.ok_or_else(|| RegistryError::Corrupt("a call left unanswered".into())))
-        .collect()
+    Ok(answers)
 }
 
 /// On PostgreSQL, locks the batch's numbers, then its agents that have limits, each in the
@@ -289,7 +334,9 @@ async fn lock_rows<C: ConnectionTrait>(txn: &C, calls: &[&PendingCall]) -> Resul
     Ok(())
 }
 
-/// The calls no limit applies to, a few statements for all of them.
+/// Stores the answers of `calls` where none is stored yet (the admitted document: a counted
+/// call's is replaced by [`write_counted`] when refused), then writes the calls no limit applies
+/// to, a few statements for all of them; the answers, in order (`fresh` when stored now).
 async fn write_plain<C: ConnectionTrait>(
     txn: &C,
     calls: &[&PendingCall],
@@ -314,7 +361,12 @@ async fn write_plain<C: ConnectionTrait>(
     let is_fresh = |c: &PendingCall| {
         fresh_keys.contains(&(c.provider.as_str().to_owned(), c.idempotency_key.clone()))
     };
-    let fresh: Vec<&PendingCall> = calls.iter().copied().filter(|c| is_fresh(c)).collect();
+    // The calls counted against a limit are written one by one afterwards (`write_counted`).
+    let fresh: Vec<&PendingCall> = calls
+        .iter()
+        .copied()
+        .filter(|c| !c.counted() && is_fresh(c))
+        .collect();
     if !fresh.is_empty() {
         // 2. The calls that reach an agent are active (counted by no limit, but listed).
         let active: Vec<active_call::ActiveModel> = fresh
@@ -412,6 +464,150 @@ async fn write_plain<C: ConnectionTrait>(
         .collect()
 }
 
+/// On PostgreSQL, a batch without counted calls is one statement (its own transaction, one
+/// round trip): the same writes as [`write_plain`], as data-modifying common table
+/// expressions over the batch's rows, in the same order: the numbers' rows locked in id order
+/// and updated first (the answers' insert waits for that update to finish), then the answers
+/// in key order. It returns, per call, whether its answer went in, and otherwise the
+/// first answer when the statement's snapshot already holds it; an answer committed by another
+/// transaction while this one waited for it is read once more afterwards.
+async fn write_plain_postgres(
+    db: &DatabaseConnection,
+    calls: &[&PendingCall],
+    at: DateTime<Utc>,
+) -> Result<Vec<InboundAnswer>> {
+    const COLUMNS: usize = 13;
+    let mut values: Vec<sea_orm::Value> = Vec::with_capacity(1 + calls.len() * COLUMNS);
+    values.push(at.into());
+    let mut rows = Vec::with_capacity(calls.len());
+    for (i, call) in calls.iter().enumerate() {
+        let base = 2 + i * COLUMNS;
+        let casts = [
+            "int", "text", "text", "text", "text", "text", "text", "text", "text", "text", "text",
+            "text", "text",
+        ];
+        let row: Vec<String> = casts
+            .iter()
+            .enumerate()
+            .map(|(k, cast)| format!("${}::{cast}", base + k))
+            .collect();
+        rows.push(format!("({})", row.join(", ")));
+        let (business, registration) = match &call.forwarded {
+            Some((business, registration)) => (Some(business.clone()), registration.clone()),
+            None => (None, None),
+        };
+        values.extend([
+            sea_orm::Value::from(i32::try_from(i).unwrap_or(i32::MAX)),
+            call.provider.as_str().into(),
+            call.idempotency_key.clone().into(),
+            call.admitted.clone().into(),
+            call.carrier_call_id.clone().into(),
+            call.org_id.clone().into(),
+            call.number_id.clone().into(),
+            call.e164.clone().into(),
+            call.agent.as_ref().map(|(id, _)| id.clone()).into(),
+            call.status.clone().into(),
+            business.into(),
+            registration.into(),
+            new_id().into(),
+        ]);
+    }
+    let finals = CALL_RECORD_FINAL
+        .iter()
+        .map(|status| format!("'{status}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = format!(
+        "WITH v (i, provider, key, body, call_id, org_id, number_id, e164, agent_id, status, \
+                 business, registration, record_id) AS (VALUES {rows}), \
+         locked AS (SELECT id FROM numbers WHERE id IN (SELECT number_id FROM v) \
+                    ORDER BY id FOR UPDATE), \
+         touched AS (UPDATE numbers SET last_call_at = $1 \
+                     WHERE id IN (SELECT id FROM locked) RETURNING 1), \
+         stored AS (INSERT INTO webhook_idempotency \
+                        (provider, idempotency_key, response_body, created_at) \
+                    SELECT provider, key, body, $1 FROM v \
+                    WHERE (SELECT count(*) FROM touched) >= 0 ORDER BY provider, key \
+                    ON CONFLICT DO NOTHING RETURNING provider, idempotency_key), \
+         fresh AS (SELECT v.* FROM v JOIN stored s \
+                   ON s.provider = v.provider AND s.idempotency_key = v.key), \
+         active AS (INSERT INTO active_calls \
+                        (provider, carrier_call_id, org_id, number_id, agent_id, started_at) \
+                    SELECT provider, call_id, org_id, number_id, agent_id, $1 FROM fresh \
+                    WHERE agent_id IS NOT NULL ORDER BY provider, call_id \
+                    ON CONFLICT DO NOTHING RETURNING 1), \
+         records AS (INSERT INTO call_records \
+                         (id, org_id, provider, carrier_call_id, number, direction, status, \
+                          started_at, updated_at) \
+                     SELECT DISTINCT ON (provider, call_id) record_id, org_id, \
+                            provider, call_id, e164, 'inbound', status, $1, $1 \
+                     FROM fresh ORDER BY provider, call_id \
+                     ON CONFLICT (provider, carrier_call_id) DO UPDATE \
+                     SET status = excluded.status, updated_at = excluded.updated_at \
+                     WHERE call_records.org_id = excluded.org_id \
+                       AND (excluded.status IN ({finals}) \
+                            OR call_records.status NOT IN ({finals})) \
+                     RETURNING 1), \
+         forwarded AS (INSERT INTO forwarded_calls \
+                           (provider, carrier_call_id, org_id, number_id, business_number, \
+                            forwarded_number_id, created_at) \
+                       SELECT provider, call_id, org_id, number_id, business, registration, $1 \
+                       FROM fresh WHERE business IS NOT NULL ORDER BY provider, call_id \
+                       ON CONFLICT DO NOTHING RETURNING 1) \
+         SELECT v.i AS i, (s.idempotency_key IS NOT NULL) AS fresh, w.response_body AS first \
+         FROM v LEFT JOIN stored s ON s.provider = v.provider AND s.idempotency_key = v.key \
+         LEFT JOIN webhook_idempotency w ON s.idempotency_key IS NULL \
+              AND w.provider = v.provider AND w.idempotency_key = v.key",
+        rows = rows.join(", "),
+    );
+    let statement = sea_orm::Statement::from_sql_and_values(DbBackend::Postgres, sql, values);
+    let mut answers: Vec<Option<InboundAnswer>> = vec![None; calls.len()];
+    let mut unread = Vec::new();
+    for row in db.query_all_raw(statement).await? {
+        let i: i32 = row.try_get("", "i")?;
+        let Some((i, call)) = usize::try_from(i)
+            .ok()
+            .and_then(|i| Some((i, calls.get(i)?)))
+        else {
+            return Err(RegistryError::Corrupt("a batch row out of range".into()));
+        };
+        let fresh: bool = row.try_get("", "fresh")?;
+        let first: Option<String> = row.try_get("", "first")?;
+        answers[i] = match (fresh, first) {
+            (true, _) => Some(InboundAnswer {
+                body: call.admitted.clone(),
+                fresh: true,
+                admission: Some(Admission::Admitted),
+            }),
+            (false, Some(body)) => Some(InboundAnswer {
+                body,
+                fresh: false,
+                admission: None,
+            }),
+            (false, None) => {
+                unread.push(i);
+                None
+            }
+        };
+    }
+    for i in unread {
+        let (provider, key) = calls[i].key();
+        let first = idempotency::Entity::find_by_id((provider.to_owned(), key.to_owned()))
+            .one(db)
+            .await?
+            .ok_or_else(|| RegistryError::Conflict("idempotency record vanished".into()))?;
+        answers[i] = Some(InboundAnswer {
+            body: first.response_body,
+            fresh: false,
+            admission: None,
+        });
+    }
+    answers
+        .into_iter()
+        .map(|answer| answer.ok_or_else(|| RegistryError::Corrupt("a call left unanswered".into())))
+        .collect()
+}
+
 fn record(call: &PendingCall, at: DateTime<Utc>) -> call_record::ActiveModel {
     call_record::ActiveModel {
         id: Set(new_id()),
@@ -453,14 +649,14 @@ fn record_upsert() -> OnConflict {
     upsert
 }
 
-/// One call that admission control counts; `keep` is `false` when an answer was stored before
-/// (the caller rolls back everything this wrote).
+/// One call that admission control counts, whose answer was just stored as admitted: it is
+/// admitted or refused, recorded, and a refusal's document replaces the stored answer.
 async fn write_counted<C: ConnectionTrait>(
     txn: &C,
     context: &WriterContext,
     call: &PendingCall,
     at: DateTime<Utc>,
-) -> Result<(InboundAnswer, bool)> {
+) -> Result<InboundAnswer> {
     let admission = admit(txn, context, call, at).await?;
     call_record::Entity::insert(record(call, at))
         .on_conflict(record_upsert())
@@ -484,46 +680,23 @@ async fn write_counted<C: ConnectionTrait>(
         Admission::NumberAtCapacity => call.number_full.as_ref(),
         Admission::AtCapacity => call.agent_full.as_ref(),
         Admission::Admitted | Admission::AlreadyAdmitted => None,
-    }
-    .unwrap_or(&call.admitted)
-    .clone();
-    let stored = idempotency::Entity::insert(idempotency::ActiveModel {
-        provider: Set(call.provider.as_str().to_owned()),
-        idempotency_key: Set(call.idempotency_key.clone()),
-        response_body: Set(document.clone()),
-        created_at: Set(at),
-    })
-    .on_conflict_do_nothing()
-    .exec_without_returning(txn)
-    .await;
-    let stored = match stored {
-        Ok(result) => inserted(&result),
-        Err(error) if is_unique_violation(&error) => false,
-        Err(error) => return Err(error.into()),
     };
-    if stored {
-        return Ok((
-            InboundAnswer {
-                body: document,
-                fresh: true,
-                admission: Some(admission),
-            },
-            true,
-        ));
+    if let Some(document) = document {
+        idempotency::Entity::update_many()
+            .col_expr(
+                idempotency::Column::ResponseBody,
+                Expr::value(document.as_str()),
+            )
+            .filter(idempotency::Column::Provider.eq(call.provider.as_str()))
+            .filter(idempotency::Column::IdempotencyKey.eq(call.idempotency_key.as_str()))
+            .exec(txn)
+            .await?;
     }
-    let (provider, key) = call.key();
-    let first = idempotency::Entity::find_by_id((provider.to_owned(), key.to_owned()))
-        .one(txn)
-        .await?
-        .ok_or_else(|| RegistryError::Conflict("idempotency record vanished".into()))?;
-    Ok((
-        InboundAnswer {
-            body: first.response_body,
-            fresh: false,
-            admission: None,
-        },
-        false,
-    ))
+    Ok(InboundAnswer {
+        body: document.unwrap_or(&call.admitted).clone(),
+        fresh: true,
+        admission: Some(admission),
+    })
 }
 
 /// Counts the call against its number's and its agent's limits: its `active_calls` row is
