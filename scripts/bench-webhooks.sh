@@ -163,6 +163,9 @@ bench_database() { # bench_database NAME DB_URL
   local seed_base_s
   seed_base_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')
   seed "$url" "$BASE_NUMBERS" "$WORK/closed.jsonl" "$requests_for_closed"
+  # The seed's writes reach the disk before anything is measured: the kernel's write-back of
+  # them would otherwise compete with the gateway's commits.
+  sync
 
   start_gateway "$url"
   sleep 1
@@ -221,6 +224,7 @@ bench_database() { # bench_database NAME DB_URL
   t1=$(date +%s.%N)
   local seed_scale_s
   seed_scale_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')
+  sync
   start_gateway "$url"
   sleep 1
   local idle_scale_kb

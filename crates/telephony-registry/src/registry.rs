@@ -143,9 +143,6 @@ pub struct Registry {
 
 /// How often the write-ahead log of a SQLite file is checkpointed in the background.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
-/// SQLite's own checkpoint threshold (pages), a safety net for when the background task does
-/// not keep up: it then runs in the commit that crosses it, as SQLite does by default at 1,000.
-const AUTOCHECKPOINT_PAGES: &str = "20000";
 
 /// Stops the background checkpoint task when dropped.
 #[derive(Debug)]
@@ -293,14 +290,14 @@ impl Registry {
             // must survive a power loss, or a number the carrier points at the gateway could be
             // left with no record to restore it from), and writers wait for the lock instead of
             // failing at once.
-            // The log is checkpointed by a background task rather than by the commit that
-            // crosses SQLite's threshold, which would stall the calls waiting behind it.
+            // The log is checkpointed by a background task every 100 ms, before it reaches
+            // SQLite's threshold (1,000 pages), at which the commit that crosses it would do it
+            // and stall the calls waiting behind it; a bulk writer still crosses it.
             options.map_sqlx_sqlite_opts(|sqlite| {
                 sqlite
                     .journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
                     .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Full)
                     .busy_timeout(Duration::from_secs(5))
-                    .pragma("wal_autocheckpoint", AUTOCHECKPOINT_PAGES)
             });
         }
         let db = Database::connect(options).await?;

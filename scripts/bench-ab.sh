@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# A quick side-by-side of two gateway builds on this machine (see docs/PERFORMANCE.md): seeds a
+# fresh database, starts the gateway binary of GWBIN (default: this checkout's release build),
+# and drives signed voice webhooks at it: 1,000 req/s open loop for 6 s (p50/p99/p999), then
+# 32 connections closed loop for 5 s (throughput). Prints one JSON line per phase.
+#
+#   cargo build --release -p telephony-gateway -p telephony-seed -p webhook-load
+#   DB=sqlite scripts/bench-ab.sh                      # this build, SQLite
+#   DB=postgres GWBIN=/tmp/old-target/release scripts/bench-ab.sh   # another build, PostgreSQL
+# Settings: DB (sqlite | postgres, in a fresh database tg_ab on 127.0.0.1:5432), NUMBERS (1000),
+# GWBIN. Run builds alternately: this machine's disk makes single runs noisy.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=$(cargo metadata --format-version 1 --no-deps | jq -r .target_directory)/release
+GW=${GWBIN:-$BIN}/telephony-gateway
+W=$(mktemp -d)
+gw=""
+cleanup() { [ -n "$gw" ] && kill "$gw" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$W"; }
+trap cleanup EXIT
+if [ "${DB:-sqlite}" = postgres ]; then
+  psql -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS tg_ab" -c "CREATE DATABASE tg_ab" >/dev/null
+  URL=postgres://postgres@127.0.0.1:5432/tg_ab
+else
+  URL="sqlite://$W/gw.db?mode=rwc"
+fi
+PUBLIC_URL=http://127.0.0.1:18082
+export TELEPHONY_DATABASE_URL=$URL TELEPHONY_PUBLIC_URL=$PUBLIC_URL TELEPHONY_LISTEN=127.0.0.1:18082 \
+  TELEPHONY_MASTER_KEY_FILE="$W/master.key" TELEPHONY_AGENT_TOKEN_KEY_FILE="$W/agent.key"
+"$GW" keys init >/dev/null 2>&1
+seed() {
+  "$BIN/telephony-seed" --database-url "$URL" --master-key-file "$W/master.key" --public-url "$PUBLIC_URL" \
+    --manifest "$W/manifest.json" --orgs 100 --connections-per-org 2 --numbers "$1" \
+    --requests-out "$2" --requests "$3" >/dev/null 2>&1
+}
+seed "${NUMBERS:-1000}" "$W/open.jsonl" 9000
+seed "${NUMBERS:-1000}" "$W/closed.jsonl" 60000
+sync
+"$GW" serve >"$W/gw.log" 2>&1 &
+gw=$!
+for _ in $(seq 100); do curl -fs -o /dev/null "$PUBLIC_URL/readyz" && break; sleep 0.1; done
+"$BIN/webhook-load" --target "$PUBLIC_URL" --requests "$W/open.jsonl" --duration 6 --warmup 1 \
+  --label open --rate 1000 | jq -c '{phase: "open 1000/s", throughput_rps, p50_ms, p99_ms, p999_ms, errors}'
+"$BIN/webhook-load" --target "$PUBLIC_URL" --requests "$W/closed.jsonl" --duration 5 --warmup 1 \
+  --label closed --connections 32 | jq -c '{phase: "closed 32", throughput_rps, p50_ms, p99_ms, errors}'
