@@ -3,25 +3,30 @@
 //! and one commit (one fsync) instead of a transaction each.
 //!
 //! Each [`crate::Registry`] (with its clones) has one writer task on SQLite, which has one
-//! writer at a time, and [`POSTGRES_WRITERS`] on PostgreSQL, started on its first inbound call. A webhook hands its call to the task and waits for its answer: it is answered only
+//! writer at a time, and [`POSTGRES_WRITERS`] on PostgreSQL, started on its first inbound
+//! call. A webhook hands its call to the writers and waits for its answer: it is answered only
 //! after the transaction holding its call record, its admission and its remembered answer has
-//! committed, exactly as when it had a transaction of its own. The task takes every call
-//! queued (up to [`MAX_BATCH`]) and writes them in one transaction:
+//! committed, exactly as when it had a transaction of its own. A writer takes every call
+//! queued (up to [`MAX_BATCH`]; two deliveries of one webhook go in different batches) and
+//! writes them in one transaction, in this order:
 //!
-//! - the numbers' last-call times, in one statement, first;
-//! - calls to a number and an agent without limits (almost all): one multi-row insert of their
-//!   answers that skips the keys answered before (those calls write nothing more and get the
-//!   first answer), then one statement each for the active calls, the call records (an upsert: a final status is never replaced by a non-final one, another
-//!   organization's record is left alone) and the forwarded calls;
-//! - calls counted against a limit: one by one, each in a savepoint, as
-//!   [`crate::Registry::answer_inbound_call`] describes (a retried one rolls its savepoint back).
+//! 1. the numbers' last-call times, in one statement (a retried webhook notes the time too);
+//! 2. every call's answer, one multi-row insert in key order that skips the keys answered
+//!    before: those calls write nothing more and get the first answer;
+//! 3. the calls with no limit (almost all): one statement each for their active calls, call
+//!    records (an upsert: a final status is never replaced by a non-final one, another
+//!    organization's record is left alone) and forwarded calls;
+//! 4. the calls counted against a limit, one by one: admitted or refused, recorded, and a
+//!    refusal's document put in place of the stored answer.
 //!
 //! On PostgreSQL the rows of the batch's numbers, and of its agents that have limits, are
-//! locked first in the order of their ids, so two instances' batches wait for each other
-//! instead of deadlocking, and calls on one agent are counted one after the other across
-//! instances. When a batch fails, its calls are written again one per transaction, so one bad
-//! call cannot fail the others. Correctness never depends on this process's queue: everything
-//! is decided inside the database transaction.
+//! locked first in the order of their ids, and answers are inserted in key order, so batches
+//! of this and other instances wait for each other instead of deadlocking, and calls on one
+//! agent are counted one after the other across instances; a batch without counted calls is a
+//! single statement. When a batch fails, its calls are written again one per transaction (a
+//! deadlocked or busy one up to three times), so one bad call cannot fail the others.
+//! Correctness never depends on this process's queue: everything is decided inside the
+//! database transaction.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, OnceLock};
