@@ -41,7 +41,6 @@ use sea_orm::{
 use telephony_carrier::Provider;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::calls::is_unique_violation;
 use crate::entity::{active_call, agent, call_record, idempotency, number};
 use crate::error::{RegistryError, Result};
 use crate::forwarding::forwarded_call;
@@ -357,11 +356,11 @@ async fn write_plain<C: ConnectionTrait>(
     .on_conflict_do_nothing()
     .exec_with_returning_keys(txn)
     .await;
-    let fresh_keys: HashSet<(String, String)> = match stored {
-        Ok(sea_orm::TryInsertResult::Inserted(keys)) => keys.into_iter().collect(),
-        Ok(_) => HashSet::new(),
-        Err(error) if is_unique_violation(&error) => HashSet::new(),
-        Err(error) => return Err(error.into()),
+    // Every key already answered shows as absent from the keys returned (all of them:
+    // `Conflicted`); any error fails the batch, whose calls are then written one by one.
+    let fresh_keys: HashSet<(String, String)> = match stored? {
+        sea_orm::TryInsertResult::Inserted(keys) => keys.into_iter().collect(),
+        _ => HashSet::new(),
     };
     let is_fresh = |c: &PendingCall| {
         fresh_keys.contains(&(c.provider.as_str().to_owned(), c.idempotency_key.clone()))

@@ -436,7 +436,7 @@ db_test!(
                 0,
             ));
         }
-        let answers = futures_join_all(deliveries.iter().map(|(call, copy)| {
+        let answers = futures::future::join_all(deliveries.iter().map(|(call, copy)| {
             env.registry
                 .answer_inbound_call(call, move |admission| format!("{admission:?} #{copy}"))
         }))
@@ -530,32 +530,3 @@ db_test!(
         assert!(seen.last_call_at.is_some());
     }
 );
-
-/// Polls every future to completion at once (so their calls queue for the writer together).
-async fn futures_join_all<F: std::future::Future>(
-    futures: impl Iterator<Item = F>,
-) -> Vec<F::Output> {
-    let mut set = Vec::new();
-    for future in futures {
-        set.push(Box::pin(future));
-    }
-    let mut outputs: Vec<Option<F::Output>> = (0..set.len()).map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut pending = false;
-        for (i, future) in set.iter_mut().enumerate() {
-            if outputs[i].is_none() {
-                match future.as_mut().poll(cx) {
-                    std::task::Poll::Ready(output) => outputs[i] = Some(output),
-                    std::task::Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending {
-            std::task::Poll::Pending
-        } else {
-            std::task::Poll::Ready(())
-        }
-    })
-    .await;
-    outputs.into_iter().flatten().collect()
-}
