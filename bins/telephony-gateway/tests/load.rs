@@ -270,3 +270,79 @@ async fn sustained_webhook_load_with_carrier_faults_has_no_errors_and_no_memory_
         "memory grew from {rss_start} KiB to {rss_end} KiB"
     );
 }
+
+/// Calls with no limit to count are answered before their write (see
+/// `Registry::answer_inbound_call`); a gateway told to stop (SIGTERM) writes them before it
+/// exits, so every call it answered is on record after a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_stopped_under_load_records_every_call_it_answered() {
+    const CALLS: usize = 300;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let gateway = format!("http://127.0.0.1:{port}");
+    let seed = support::twilio_seed(TWILIO_SID, TWILIO_TOKEN, 1);
+    let (_emulator_proc, emulator_url) = start_emulator(&support::write_seed(dir.path(), &seed));
+    let database_url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("gateway.db").display()
+    );
+    let env = Env::new(dir.path(), &database_url, port, &emulator_url);
+    let key = env.init_org("acme");
+    let log = dir.path().join("gateway.log");
+    let mut gateway_proc = env.serve(&log);
+    let http = Http::new();
+    wait_ready(&http, &gateway).await;
+    let api = |path: &str| format!("{gateway}/v1{path}");
+    let (status, connection) = http
+        .json("POST", &api("/carriers"), Some(&key), Some(json!({"name": "twilio", "provider": "twilio", "account_sid": TWILIO_SID, "auth_token": TWILIO_TOKEN})))
+        .await;
+    assert_eq!(status, 201, "{connection}");
+    let (status, agent) = http
+        .json(
+            "POST",
+            &api("/agents"),
+            Some(&key),
+            Some(json!({"name": "Ada", "target": "wss://agents.example.com/media"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{agent}");
+    let (status, body) = http
+        .json("POST", &api("/numbers/import"), Some(&key), Some(json!({"connection_id": connection["id"], "e164": e164(0), "mode": "managed", "agent_id": agent["id"]})))
+        .await;
+    assert_eq!(status, 201, "{body}");
+
+    let answers = futures::future::join_all((0..CALLS).map(|call| {
+        let (http, gateway) = (http.clone(), gateway.clone());
+        async move {
+            let call_sid = format!("CA{call:032x}");
+            let to = e164(0);
+            let params = [
+                ("AccountSid", TWILIO_SID),
+                ("CallSid", call_sid.as_str()),
+                ("From", "+15005550006"),
+                ("To", to.as_str()),
+            ];
+            webhook(&http, &gateway, "/webhooks/twilio/voice", &params).await
+        }
+    }))
+    .await;
+    assert!(answers.iter().all(|s| *s == 200), "{answers:?}");
+    // Stopped at once, while the last calls may still wait for their write.
+    let stopped = std::process::Command::new("kill")
+        .args(["-TERM", &gateway_proc.pid().to_string()])
+        .status()
+        .expect("kill");
+    assert!(stopped.success());
+    let exit = gateway_proc.0.wait().expect("gateway exits");
+    assert!(exit.success(), "{exit:?}");
+
+    let _restarted = env.serve(&log);
+    wait_ready(&http, &gateway).await;
+    let (status, calls) = http
+        .json("GET", &api("/calls?limit=500"), Some(&key), None)
+        .await;
+    assert_eq!(status, 200, "{calls}");
+    let recorded = calls["data"].as_array().map_or(0, Vec::len);
+    println!("stopped right after {CALLS} answered calls: {recorded} recorded after a restart");
+    assert_eq!(recorded, CALLS, "an answered call was lost at shutdown");
+}

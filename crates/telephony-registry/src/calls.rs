@@ -87,6 +87,8 @@ impl Registry {
     /// # Errors
     /// [`RegistryError::NotFound`] for another organization's call; [`RegistryError::Database`].
     pub async fn record_call(&self, update: CallUpdate) -> Result<CallRecord> {
+        // Calls this registry answered before their write: see `answer_inbound_call`.
+        self.inbound_writer.settle().await;
         let duration = update
             .duration_secs
             .map(|d| i64::try_from(d).unwrap_or(i64::MAX));
@@ -171,6 +173,8 @@ impl Registry {
     /// # Errors
     /// [`RegistryError::Database`].
     pub async fn list_calls(&self, org_id: &str, limit: u64) -> Result<Vec<CallRecord>> {
+        // Calls this registry answered before their write: see `answer_inbound_call`.
+        self.inbound_writer.settle().await;
         let rows = call_record::Entity::find()
             .filter(call_record::Column::OrgId.eq(org_id))
             .order_by_desc(call_record::Column::StartedAt)
@@ -249,6 +253,8 @@ impl Registry {
     /// # Errors
     /// [`RegistryError::Database`].
     pub async fn stored_response(&self, provider: Provider, key: &str) -> Result<Option<String>> {
+        // Calls this registry answered before their write: see `answer_inbound_call`.
+        self.inbound_writer.settle().await;
         Ok(
             idempotency::Entity::find_by_id((provider.as_str().to_owned(), key.to_owned()))
                 .one(&self.db)
@@ -297,6 +303,8 @@ impl Registry {
     /// # Errors
     /// [`RegistryError::Database`].
     pub async fn admit_call(&self, call: &CallAdmission) -> Result<Admission> {
+        // Calls this registry answered before their write: see `answer_inbound_call`.
+        self.inbound_writer.settle().await;
         let inserted = active_call::Entity::insert(active_call::ActiveModel {
             provider: Set(call.provider.as_str().to_owned()),
             carrier_call_id: Set(call.carrier_call_id.clone()),
@@ -346,6 +354,8 @@ impl Registry {
         provider: Provider,
         carrier_call_id: &str,
     ) -> Result<()> {
+        // Calls this registry answered before their write: see `answer_inbound_call`.
+        self.inbound_writer.settle().await;
         active_call::Entity::delete_many()
             .filter(active_call::Column::Provider.eq(provider.as_str()))
             .filter(active_call::Column::CarrierCallId.eq(carrier_call_id))
@@ -362,6 +372,8 @@ impl Registry {
         provider: Provider,
         carrier_call_id: &str,
     ) -> Result<()> {
+        // Calls this registry answered before their write: see `answer_inbound_call`.
+        self.inbound_writer.settle().await;
         active_call::Entity::delete_by_id((
             provider.as_str().to_owned(),
             carrier_call_id.to_owned(),
@@ -386,6 +398,8 @@ impl Registry {
     /// # Errors
     /// [`RegistryError::Database`].
     pub async fn sweep_stale_calls(&self) -> Result<u64> {
+        // Calls this registry answered before their write: see `answer_inbound_call`.
+        self.inbound_writer.settle().await;
         let swept = active_call::Entity::delete_many()
             .filter(active_call::Column::StartedAt.lt(self.call_age_cutoff()))
             .exec(&self.db)
@@ -399,6 +413,8 @@ impl Registry {
     /// # Errors
     /// [`RegistryError::Database`].
     pub async fn active_calls_for_agent(&self, agent_id: &str) -> Result<u64> {
+        // Calls this registry answered before their write: see `answer_inbound_call`.
+        self.inbound_writer.settle().await;
         Ok(active_call::Entity::find()
             .filter(active_call::Column::AgentId.eq(agent_id))
             .filter(active_call::Column::StartedAt.gte(self.call_age_cutoff()))
@@ -412,6 +428,8 @@ impl Registry {
     /// # Errors
     /// [`RegistryError::Database`].
     pub async fn active_calls_for_number(&self, number_id: &str) -> Result<u64> {
+        // Calls this registry answered before their write: see `answer_inbound_call`.
+        self.inbound_writer.settle().await;
         Ok(active_call::Entity::find()
             .filter(active_call::Column::NumberId.eq(number_id))
             .filter(active_call::Column::StartedAt.gte(self.call_age_cutoff()))

@@ -261,6 +261,8 @@ impl Registry {
     /// # Errors
     /// [`RegistryError::Database`].
     pub async fn record_forwarded_call(&self, call: &ForwardedCall) -> Result<()> {
+        // Calls this registry answered before their write: see `answer_inbound_call`.
+        self.inbound_writer.settle().await;
         let inserted = forwarded_call::ActiveModel {
             provider: Set(call.provider.as_str().to_owned()),
             carrier_call_id: Set(call.carrier_call_id.clone()),
@@ -288,6 +290,8 @@ impl Registry {
         provider: Provider,
         carrier_call_id: &str,
     ) -> Result<Option<ForwardedCall>> {
+        // Calls this registry answered before their write: see `answer_inbound_call`.
+        self.inbound_writer.settle().await;
         forwarded_call::Entity::find_by_id((
             provider.as_str().to_owned(),
             carrier_call_id.to_owned(),
@@ -307,6 +311,8 @@ impl Registry {
         org_id: &str,
         limit: u64,
     ) -> Result<Vec<ForwardedCall>> {
+        // Calls this registry answered before their write: see `answer_inbound_call`.
+        self.inbound_writer.settle().await;
         use sea_orm::QuerySelect;
         forwarded_call::Entity::find()
             .filter(forwarded_call::Column::OrgId.eq(org_id))

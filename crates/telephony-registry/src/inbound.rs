@@ -209,9 +209,8 @@ impl Registry {
         }))
     }
 
-    /// Admits, records and answers an inbound call, in one transaction, written together with
-    /// the other calls arriving meanwhile (group commit: see `inbound_writer.rs`), and answered
-    /// once that transaction has committed:
+    /// Admits, records and answers an inbound call, in one transaction written together with
+    /// the other calls arriving meanwhile (group commit: see `inbound_writer.rs`):
     ///
     /// 1. the number's last-call time is set (on PostgreSQL the rows of the numbers, and of the
     ///    agents with a limit, are locked in the order of their ids, so concurrent calls on one
@@ -228,9 +227,21 @@ impl Registry {
     ///    (`provider`, `idempotency_key`) if no answer is stored yet. `render` is called before
     ///    the transaction, for each verdict the call's limits make possible.
     ///
-    /// When an answer was already stored (a retried webhook, here or on another instance), this
-    /// call writes nothing, so a retry counts and records nothing twice, and that first answer
-    /// is returned with `fresh: false`.
+    /// When an answer was already stored (a retried webhook, here or on another instance), the
+    /// transaction writes nothing more, so a retry counts and records nothing twice.
+    ///
+    /// **When to answer.** A call counted against a limit (its number or its agent has one) is
+    /// answered once the transaction has committed, with the stored answer: its first one,
+    /// with `fresh: false`, for a retried webhook. A call with no limit to count can only be
+    /// admitted, so it is answered at once with `render(Admission::Admitted)` and written in
+    /// the next group commit: `render` must give the same document for the same call (the
+    /// service's documents depend on the call, the number's settings and a token that is the
+    /// same for every delivery of the call within its time window), which makes a retried
+    /// webhook's answer the same on any instance without reading anything. This registry's
+    /// methods that read or change calls wait for those writes first
+    /// ([`Registry::settle_inbound_calls`]); other instances see them a batch later (a few
+    /// milliseconds). A process killed in between loses the record of a call it answered,
+    /// which the carrier's status callback for the call writes again; a failed write is logged.
     ///
     /// # Errors
     /// [`RegistryError::Database`].
@@ -265,14 +276,29 @@ impl Registry {
                 .and_then(|a| a.max_concurrent_calls)
                 .map(|_| render(Admission::AtCapacity)),
         };
-        self.inbound_writer
-            .answer(
-                || WriterContext {
-                    db: self.db.clone(),
-                    max_call_age: self.config.max_call_age,
-                },
-                pending,
-            )
-            .await
+        let context = || WriterContext {
+            db: self.db.clone(),
+            max_call_age: self.config.max_call_age,
+        };
+        if pending.counted() {
+            return self.inbound_writer.answer(context, pending).await;
+        }
+        // Nothing to count: the answer is the admitted document whatever the database holds,
+        // so the call is answered now and written in the next group commit.
+        let body = pending.admitted.clone();
+        self.inbound_writer.queue_detached(context, pending).await?;
+        Ok(InboundAnswer {
+            body,
+            fresh: true,
+            admission: Some(Admission::Admitted),
+        })
+    }
+
+    /// Waits until the inbound calls this registry answered before their write (see
+    /// [`Registry::answer_inbound_call`]) are written. Every method of this registry that reads
+    /// or changes calls does this first, so it sees the calls it answered; another instance
+    /// sees them once written, a few milliseconds later.
+    pub async fn settle_inbound_calls(&self) {
+        self.inbound_writer.settle().await;
     }
 }

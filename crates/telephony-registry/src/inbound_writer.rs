@@ -4,11 +4,14 @@
 //!
 //! Each [`crate::Registry`] (with its clones) has one writer task on SQLite, which has one
 //! writer at a time, and [`POSTGRES_WRITERS`] on PostgreSQL, started on its first inbound
-//! call. A webhook hands its call to the writers and waits for its answer: it is answered only
-//! after the transaction holding its call record, its admission and its remembered answer has
-//! committed, exactly as when it had a transaction of its own. A writer takes every call
-//! queued (up to [`MAX_BATCH`]; two deliveries of one webhook go in different batches) and
-//! writes them in one transaction, in this order:
+//! call. A webhook hands its call to the writers. A call counted against a limit waits for its
+//! answer: it is answered only after the transaction holding its call record, its admission
+//! and its remembered answer has committed, exactly as when it had a transaction of its own. A
+//! call with nothing to count is answered before its write ([`InboundWriter::queue_detached`]):
+//! the registry's reads of calls wait for those writes ([`InboundWriter::settle`]). A writer
+//! takes every call queued (up to [`MAX_BATCH`]; two deliveries of one webhook go in different
+//! batches; a batch nobody waits for keeps collecting for up to [`LINGER`]) and writes them in
+//! one transaction, in this order:
 //!
 //! 1. the numbers' last-call times, in one statement (a retried webhook notes the time too);
 //! 2. every call's answer, one multi-row insert in key order that skips the keys answered
@@ -28,7 +31,7 @@
 //! Correctness never depends on this process's queue: everything is decided inside the
 //! database transaction.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -53,6 +56,9 @@ use crate::registry::{new_id, now};
 pub(crate) const MAX_BATCH: usize = 256;
 /// Calls waiting for the writer beyond this many wait to be queued.
 const QUEUE: usize = 4 * MAX_BATCH;
+/// How long a batch of calls that nobody waits for keeps collecting calls before it is
+/// written (see `linger`).
+const LINGER: Duration = Duration::from_millis(5);
 /// Batches written at once on PostgreSQL, which commits concurrent transactions together by
 /// itself (SQLite has one writer: one batch at a time).
 const POSTGRES_WRITERS: usize = 4;
@@ -86,7 +92,7 @@ pub(crate) struct PendingCall {
 
 impl PendingCall {
     /// Whether admission control must count this call (one of its limits applies).
-    fn counted(&self) -> bool {
+    pub(crate) fn counted(&self) -> bool {
         self.agent
             .as_ref()
             .is_some_and(|(_, limit)| limit.is_some() || self.number_limit.is_some())
@@ -99,13 +105,54 @@ impl PendingCall {
 
 struct Job {
     call: PendingCall,
-    reply: oneshot::Sender<Result<InboundAnswer>>,
+    reply: Reply,
+}
+
+/// Who waits for a call's write.
+enum Reply {
+    /// The webhook, for its answer (a call counted against a limit).
+    Wait(oneshot::Sender<Result<InboundAnswer>>),
+    /// Nobody: the webhook was answered when the call was queued. The ticket keeps the call
+    /// in [`InFlight`] until the job is done with (written, failed or dropped).
+    Detached(Ticket),
+}
+
+/// The calls answered before their write, still queued or being written: reads of this
+/// registry wait for the ones queued before them ([`InboundWriter::settle`]).
+#[derive(Default)]
+struct InFlight {
+    /// The next call's sequence number, and the numbers of the calls not yet written.
+    calls: std::sync::Mutex<(u64, BTreeSet<u64>)>,
+    /// Woken when calls leave `calls`.
+    written: tokio::sync::Notify,
+}
+
+/// One call in [`InFlight`]; dropping it takes the call out.
+struct Ticket {
+    seq: u64,
+    in_flight: Arc<InFlight>,
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        lock(&self.in_flight.calls).1.remove(&self.seq);
+        self.in_flight.written.notify_waiters();
+    }
+}
+
+/// The in-flight set's lock (its holder never panics while holding it, but a poisoned lock
+/// still holds a consistent set).
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// The handle to a registry's writer task (started on first use).
 #[derive(Default)]
 pub(crate) struct InboundWriter {
     queue: OnceLock<mpsc::Sender<Job>>,
+    in_flight: Arc<InFlight>,
 }
 
 impl std::fmt::Debug for InboundWriter {
@@ -131,7 +178,70 @@ impl InboundWriter {
         context: impl FnOnce() -> WriterContext,
         call: PendingCall,
     ) -> Result<InboundAnswer> {
-        let queue = self.queue.get_or_init(|| {
+        let (reply, answer) = oneshot::channel();
+        self.queue(context)
+            .send(Job {
+                call,
+                reply: Reply::Wait(reply),
+            })
+            .await
+            .map_err(|_| writer_stopped())?;
+        answer.await.map_err(|_| writer_stopped())?
+    }
+
+    /// Queues `call` for the next group commit without waiting for it (waiting only while the
+    /// queue is full). [`InboundWriter::settle`] waits for it.
+    pub(crate) async fn queue_detached(
+        &self,
+        context: impl FnOnce() -> WriterContext,
+        call: PendingCall,
+    ) -> Result<()> {
+        let ticket = {
+            let mut calls = lock(&self.in_flight.calls);
+            let seq = calls.0;
+            calls.0 += 1;
+            calls.1.insert(seq);
+            Ticket {
+                seq,
+                in_flight: self.in_flight.clone(),
+            }
+        };
+        self.queue(context)
+            .send(Job {
+                call,
+                reply: Reply::Detached(ticket),
+            })
+            .await
+            .map_err(|_| writer_stopped())
+    }
+
+    /// Waits until every call queued by [`InboundWriter::queue_detached`] before this moment
+    /// is written (or its write failed). Returns at once when none is in flight.
+    pub(crate) async fn settle(&self) {
+        let last = {
+            let calls = lock(&self.in_flight.calls);
+            match calls.1.first() {
+                None => return,
+                Some(_) => calls.0,
+            }
+        };
+        loop {
+            let written = self.in_flight.written.notified();
+            tokio::pin!(written);
+            written.as_mut().enable();
+            if lock(&self.in_flight.calls)
+                .1
+                .first()
+                .is_none_or(|first| *first >= last)
+            {
+                return;
+            }
+            written.await;
+        }
+    }
+
+    fn queue(&self, context: impl FnOnce() -> WriterContext) -> &mpsc::Sender<Job> {
+        self.queue.get_or_init(|| {
             let (sender, receiver) = mpsc::channel(QUEUE);
             let context = context();
             let writers = match context.db.get_database_backend() {
@@ -143,13 +253,7 @@ impl InboundWriter {
                 tokio::spawn(run(context.clone(), receiver.clone()));
             }
             sender
-        });
-        let (reply, answer) = oneshot::channel();
-        queue
-            .send(Job { call, reply })
-            .await
-            .map_err(|_| writer_stopped())?;
-        answer.await.map_err(|_| writer_stopped())?
+        })
     }
 }
 
@@ -171,6 +275,7 @@ async fn run(context: WriterContext, queue: Arc<tokio::sync::Mutex<mpsc::Receive
             if queue.recv_many(&mut batch, MAX_BATCH).await == 0 {
                 return;
             }
+            linger(&mut queue, &mut batch).await;
         } else if let Ok(mut queue) = queue.try_lock() {
             while batch.len() < MAX_BATCH {
                 match queue.try_recv() {
@@ -193,18 +298,34 @@ async fn run(context: WriterContext, queue: Arc<tokio::sync::Mutex<mpsc::Receive
     }
 }
 
+/// Keeps collecting calls for up to [`LINGER`] while nobody waits for the batch (every call in
+/// it was answered already), so a steady stream of calls is written in a few large
+/// transactions rather than many small ones that would take the machine from the webhooks. A
+/// call that waits for its write ends the wait at once.
+async fn linger(queue: &mut mpsc::Receiver<Job>, batch: &mut Vec<Job>) {
+    let deadline = tokio::time::Instant::now() + LINGER;
+    while batch.len() < MAX_BATCH && batch.iter().all(|job| !job.waits()) {
+        match tokio::time::timeout_at(deadline, queue.recv_many(batch, MAX_BATCH - batch.len()))
+            .await
+        {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+    }
+}
+
 async fn write(context: &WriterContext, batch: Vec<Job>) {
     let calls: Vec<&PendingCall> = batch.iter().map(|job| &job.call).collect();
     metrics::histogram!("telephony_inbound_commit_calls").record(calls.len() as f64);
     match write_batch(context, &calls).await {
         Ok(answers) => {
             for (job, answer) in batch.into_iter().zip(answers) {
-                let _ = job.reply.send(Ok(answer));
+                job.done(Ok(answer));
             }
         }
         Err(error) if batch.len() == 1 && !error_is_transient(&error) => {
             if let Some(job) = batch.into_iter().next() {
-                let _ = job.reply.send(Err(error));
+                job.done(Err(error));
             }
         }
         Err(error) => {
@@ -212,9 +333,37 @@ async fn write(context: &WriterContext, batch: Vec<Job>) {
                 tracing::warn!(%error, calls = batch.len(), "a group commit failed; writing its calls one by one");
             }
             for job in batch {
-                let _ = job
-                    .reply
-                    .send(write_alone(context, &job.call, error_is_transient(&error)).await);
+                let result = write_alone(context, &job.call, error_is_transient(&error)).await;
+                job.done(result);
+            }
+        }
+    }
+}
+
+impl Job {
+    /// Whether a webhook waits for this call's write.
+    fn waits(&self) -> bool {
+        matches!(self.reply, Reply::Wait(_))
+    }
+
+    /// Hands the outcome of the call's write to whoever waits for it. A call answered before
+    /// its write has nobody to tell of a failure but the log: its webhook was answered, and
+    /// its record will come from the carrier's status callback.
+    fn done(self, result: Result<InboundAnswer>) {
+        match self.reply {
+            Reply::Wait(reply) => {
+                let _ = reply.send(result);
+            }
+            Reply::Detached(_ticket) => {
+                if let Err(error) = result {
+                    tracing::error!(
+                        %error,
+                        provider = self.call.provider.as_str(),
+                        number_id = %self.call.number_id,
+                        call_id = %self.call.carrier_call_id,
+                        "an inbound call answered before its write could not be recorded"
+                    );
+                }
             }
         }
     }

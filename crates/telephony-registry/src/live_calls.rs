@@ -368,6 +368,8 @@ impl Registry {
     /// [`RegistryError::NotFound`] when the organization has no such call (another
     /// organization's call included).
     pub async fn call(&self, org_id: &str, record_id: &str) -> Result<CallRecord> {
+        // Calls this registry answered before their write: see `answer_inbound_call`.
+        self.inbound_writer.settle().await;
         let record = call_record::Entity::find_by_id(record_id.to_owned())
             .filter(call_record::Column::OrgId.eq(org_id))
             .one(&self.db)
@@ -521,6 +523,8 @@ impl Registry {
         record_id: &str,
         target: &CallTarget,
     ) -> Result<CallRecord> {
+        // Calls this registry answered before their write: see `answer_inbound_call`.
+        self.inbound_writer.settle().await;
         let (record, ()) = self
             .live_action(
                 org_id,
@@ -539,6 +543,8 @@ impl Registry {
     /// # Errors
     /// As [`Registry::redirect_live_call`].
     pub async fn hangup_live_call(&self, org_id: &str, record_id: &str) -> Result<CallRecord> {
+        // Calls this registry answered before their write: see `answer_inbound_call`.
+        self.inbound_writer.settle().await;
         let (record, ()) = self
             .live_action(
                 org_id,
@@ -561,6 +567,8 @@ impl Registry {
     /// # Errors
     /// As [`Registry::redirect_live_call`].
     pub async fn start_call_recording(&self, org_id: &str, record_id: &str) -> Result<Recording> {
+        // Calls this registry answered before their write: see `answer_inbound_call`.
+        self.inbound_writer.settle().await;
         let (_, recording) = self
             .live_action(
                 org_id,
@@ -583,6 +591,8 @@ impl Registry {
         record_id: &str,
         recording_id: &str,
     ) -> Result<()> {
+        // Calls this registry answered before their write: see `answer_inbound_call`.
+        self.inbound_writer.settle().await;
         self.live_action(
             org_id,
             record_id,

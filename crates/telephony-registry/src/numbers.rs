@@ -470,6 +470,8 @@ impl Registry {
     /// # Errors
     /// [`RegistryError::NotFound`] when the organization has no such number.
     pub async fn number(&self, org_id: &str, number_id: &str) -> Result<Number> {
+        // Calls this registry answered before their write: see `answer_inbound_call`.
+        self.inbound_writer.settle().await;
         number_from_row(self.number_row(org_id, number_id).await?)
     }
 
@@ -478,6 +480,8 @@ impl Registry {
     /// # Errors
     /// [`RegistryError::Database`].
     pub async fn list_numbers(&self, org_id: &str) -> Result<Vec<Number>> {
+        // Calls this registry answered before their write: see `answer_inbound_call`.
+        self.inbound_writer.settle().await;
         number::Entity::find()
             .filter(number::Column::OrgId.eq(org_id))
             .order_by_asc(number::Column::CreatedAt)
@@ -501,6 +505,8 @@ impl Registry {
         limit: u64,
         after: Option<&str>,
     ) -> Result<(Vec<Number>, Option<String>)> {
+        // Calls this registry answered before their write: see `answer_inbound_call`.
+        self.inbound_writer.settle().await;
         if !(1..=1_000).contains(&limit) {
             return Err(RegistryError::InvalidRequest(
                 "limit is from 1 to 1000".into(),
@@ -792,6 +798,8 @@ impl Registry {
     /// [`RegistryError::NotFound`]; [`RegistryError::Database`]. Carrier failures become
     /// failed checks, not errors.
     pub async fn diagnose_number(&self, org_id: &str, number_id: &str) -> Result<Diagnostics> {
+        // Calls this registry answered before their write: see `answer_inbound_call`.
+        self.inbound_writer.settle().await;
         let row = self.number_row(org_id, number_id).await?;
         let conn = self.connection_row(org_id, &row.connection_id).await?;
         let carrier = self.carrier_of(&conn)?;

@@ -281,6 +281,10 @@ impl Registry {
     ) -> Result<Self> {
         let mut options = ConnectOptions::new(database_url.to_owned());
         options.sqlx_logging(false);
+        // A pooled connection is pinged before use only after 10 s idle (a server or a proxy
+        // may have dropped it), not before every statement: on PostgreSQL the ping is a round
+        // trip of its own, which would double the cost of the inbound path's one read.
+        options.test_before_acquire_if_idle_for(Duration::from_secs(10));
         if database_url.contains(":memory:") {
             // Each connection to an in-memory SQLite database is a different database.
             options.max_connections(1);

@@ -4,6 +4,11 @@
 //! same key, so it can refuse a media stream that did not come through the gateway. Format:
 //! `v1.<expiry unix seconds>.<base64url HMAC-SHA256 of "v1|<number id>|<call id>|<expiry>">`.
 //! The key is shared by every gateway instance (configuration), never a carrier credential.
+//!
+//! The expiry is the end of the [`TOKEN_WINDOW`] after the one the token is minted in, so a
+//! token lives between one and two windows, and every delivery of one call's webhook within a
+//! window, on any instance, gets the same token: the answer to a retried webhook is the same
+//! document without anything stored (see `Registry::answer_inbound_call`).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -11,9 +16,9 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ring::hmac;
 
-/// How long a token stays valid: long enough to open the stream, short enough to be useless
-/// if a carrier log leaks it.
-pub const TOKEN_TTL: Duration = Duration::from_secs(300);
+/// A token stays valid for one to two windows: long enough to open the stream, short enough to
+/// be useless if a carrier log leaks it.
+pub const TOKEN_WINDOW: Duration = Duration::from_secs(300);
 
 /// Mints and checks per-call tokens.
 pub struct CallTokens {
@@ -49,10 +54,12 @@ impl CallTokens {
         }
     }
 
-    /// A token for one call on one number, valid for [`TOKEN_TTL`] from `now`.
+    /// A token for one call on one number, valid until the end of the [`TOKEN_WINDOW`] after
+    /// the one `now` falls in; the same token for every `now` in one window.
     #[must_use]
     pub fn mint(&self, number_id: &str, call_id: &str, now: SystemTime) -> String {
-        let expiry = unix(now) + TOKEN_TTL.as_secs();
+        let window = TOKEN_WINDOW.as_secs();
+        let expiry = (unix(now) / window + 2) * window;
         let tag = hmac::sign(&self.key, message(number_id, call_id, expiry).as_bytes());
         format!("v1.{expiry}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref()))
     }
@@ -117,7 +124,12 @@ mod tests {
             tokens.verify(&token, "num_1", "CA2", now),
             Err(TokenError::Mismatch)
         );
-        let later = now + TOKEN_TTL + Duration::from_secs(1);
+        // 1,800,000,000 is a multiple of the window: the token lives two windows.
+        let later = now + 2 * TOKEN_WINDOW + Duration::from_secs(1);
+        assert_eq!(
+            tokens.verify(&token, "num_1", "CA1", later - Duration::from_secs(2)),
+            Ok(())
+        );
         assert_eq!(
             tokens.verify(&token, "num_1", "CA1", later),
             Err(TokenError::Expired)
@@ -133,6 +145,28 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn every_delivery_of_a_call_within_a_window_gets_the_same_token() {
+        let tokens = CallTokens::new(&[7; 32]);
+        let start = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let first = tokens.mint("num_1", "CA1", start);
+        let last = start + TOKEN_WINDOW - Duration::from_secs(1);
+        assert_eq!(tokens.mint("num_1", "CA1", last), first);
+        assert_ne!(tokens.mint("num_1", "CA2", last), first);
+        // Minted at the very end of its window, a token still lives one whole window.
+        assert_eq!(
+            tokens.verify(
+                &tokens.mint("num_1", "CA1", last),
+                "num_1",
+                "CA1",
+                last + TOKEN_WINDOW
+            ),
+            Ok(())
+        );
+        let next = tokens.mint("num_1", "CA1", start + TOKEN_WINDOW);
+        assert_ne!(next, first);
     }
 
     #[test]

@@ -264,6 +264,7 @@ pub async fn serve(config: Config) -> Result<(), CommandError> {
         database = if config.database_url.starts_with("postgres") { "postgresql" } else { "sqlite" },
         "telephony-gateway serving"
     );
+    let registry = state.registry().clone();
     let app = crate::app::router(state, config.max_body_bytes);
     let grace = config.shutdown_grace();
     // Not `axum::serve`: it gives hyper no timer, so a client trickling its headers would hold
@@ -276,6 +277,8 @@ pub async fn serve(config: Config) -> Result<(), CommandError> {
     )
     .await
     .map_err(io("serving"));
+    // Calls answered before their write are written before the process ends.
+    registry.settle_inbound_calls().await;
     recovery.abort();
     orders.abort();
     sweep.abort();

@@ -367,7 +367,11 @@ fn idempotency_key(number: &Number, call_id: &str) -> String {
 /// Routes a verified inbound call and answers the document, once per call across instances.
 ///
 /// Reads nothing more for a call that is not forwarded (the route holds the number and its
-/// agent); admission, the call record and the answer are one registry transaction.
+/// agent); admission, the call record and the answer are one registry transaction, which a
+/// call with no limit to count does not wait for (see `Registry::answer_inbound_call`). The
+/// document depends only on the call, the number's settings and the call's token, the same
+/// for every delivery within the token's window: a retried webhook gets the same answer on
+/// any instance.
 async fn route(
     state: &AppState,
     provider: Provider,
@@ -452,6 +456,9 @@ async fn route(
         };
         routing::decide(&call, &number_route, agent_route.as_ref(), admission)
     };
+    // Almost every call is admitted: decided once, for its document and its log line.
+    let admitted = decide(Admission::Admitted);
+    let admitted_document = admitted.render(call.provider.dialect());
     let answer = registry
         .answer_inbound_call(
             &InboundCall {
@@ -465,15 +472,25 @@ async fn route(
                     .map(|b| (b.as_str(), forwarded.as_ref().map(|f| f.id.as_str()))),
                 idempotency_key,
             },
-            |admission| decide(admission).render(call.provider.dialect()),
+            |admission| match admission {
+                Admission::Admitted | Admission::AlreadyAdmitted => admitted_document.clone(),
+                refused => decide(refused).render(call.provider.dialect()),
+            },
         )
         .await?;
     match answer.admission {
-        Some(admission) => tracing::info!(
+        Some(Admission::Admitted | Admission::AlreadyAdmitted) => tracing::info!(
             provider = provider.as_str(),
             number_id = %number.id,
             call_id = %fields.call_id,
-            reason = %decide(admission).reason(),
+            reason = %admitted.reason(),
+            "inbound call routed"
+        ),
+        Some(refused) => tracing::info!(
+            provider = provider.as_str(),
+            number_id = %number.id,
+            call_id = %fields.call_id,
+            reason = %decide(refused).reason(),
             "inbound call routed"
         ),
         None => tracing::info!(

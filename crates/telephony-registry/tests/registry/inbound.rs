@@ -3,8 +3,8 @@
 
 use telephony_carrier::Provider;
 use telephony_registry::{
-    AgentTarget, CallUpdate, Direction, InboundCall, NewAgent, RegistryError, WebhookMode,
-    WebhookSecrets,
+    Admission, AgentTarget, CallUpdate, Direction, InboundCall, NewAgent, RegistryError,
+    WebhookMode, WebhookSecrets,
 };
 
 use crate::harness::TWILIO_TOKEN;
@@ -261,7 +261,7 @@ db_test!(
 );
 
 db_test!(
-    racing_deliveries_of_one_call_answer_the_same_document,
+    racing_deliveries_of_one_counted_call_answer_the_same_document,
     |env| {
         let (org, conn) = twilio_org(&env.registry, "Acme").await;
         let agent = env
@@ -272,7 +272,7 @@ db_test!(
                     name: "bot".into(),
                     target: AgentTarget::MediaStream("wss://agents.example/s".into()),
                     fallback_number: None,
-                    max_concurrent_calls: None,
+                    max_concurrent_calls: Some(5),
                 },
             )
             .await
@@ -322,6 +322,90 @@ db_test!(
                 .expect("calls")
                 .len(),
             1
+        );
+    }
+);
+
+db_test!(
+    a_call_with_no_limit_is_answered_at_once_and_written_once_on_any_instance,
+    |env| {
+        let (org, conn) = twilio_org(&env.registry, "Acme").await;
+        let agent = env
+            .registry
+            .create_agent(
+                &org,
+                NewAgent {
+                    name: "bot".into(),
+                    target: AgentTarget::MediaStream("wss://agents.example/s".into()),
+                    fallback_number: None,
+                    max_concurrent_calls: None,
+                },
+            )
+            .await
+            .expect("agent");
+        let number = done(
+            env.registry
+                .import_number(
+                    &org,
+                    import(&conn, "+14155550101", WebhookMode::OutboundOnly),
+                )
+                .await
+                .expect("import"),
+        );
+        let other = env.reopen().await;
+        let call = InboundCall {
+            provider: Provider::Twilio,
+            carrier_call_id: "CA9",
+            number: &number,
+            agent: Some(&agent),
+            status: "ringing",
+            forwarded: None,
+            idempotency_key: "voice:CA9",
+        };
+        // Two deliveries racing on two instances, and a third later: each is answered with the
+        // admitted document at once (the service renders the same one for every delivery).
+        let render = |admission: Admission| format!("{admission:?} for CA9");
+        let (a, b) = tokio::join!(
+            env.registry.answer_inbound_call(&call, render),
+            other.answer_inbound_call(&call, render),
+        );
+        let again = env
+            .registry
+            .answer_inbound_call(&call, render)
+            .await
+            .expect("third");
+        for answer in [a.expect("first"), b.expect("second"), again] {
+            assert_eq!(answer.body, "Admitted for CA9");
+            assert_eq!(answer.admission, Some(Admission::Admitted));
+        }
+        // This registry reads what it answered: its reads wait for the writes.
+        let calls = env.registry.list_calls(&org, 10).await.expect("calls");
+        assert_eq!(calls.len(), 1, "one record however many deliveries");
+        assert_eq!(calls[0].status, "ringing");
+        assert_eq!(
+            env.registry
+                .active_calls_for_agent(&agent.id)
+                .await
+                .expect("count"),
+            1,
+            "counted once"
+        );
+        let seen = env.registry.number(&org, &number.id).await.expect("number");
+        assert!(
+            seen.last_call_at.is_some(),
+            "the call is noted on the number"
+        );
+        // Another instance sees it once written: the other registry's own reads wait for its
+        // delivery, and both wrote into one database.
+        assert_eq!(other.list_calls(&org, 10).await.expect("calls").len(), 1);
+        assert_eq!(
+            other
+                .stored_response(Provider::Twilio, "voice:CA9")
+                .await
+                .expect("stored")
+                .as_deref(),
+            Some("Admitted for CA9"),
+            "the answer is remembered for a delivery that will be counted"
         );
     }
 );
@@ -391,7 +475,7 @@ db_test!(
             .await
             .expect("record");
 
-        // 40 calls to the free agent (each delivered twice), 10 to the limited one, all at
+        // 40 calls to the free agent and 10 to the limited one, each delivered twice, all at
         // once on one registry: they share group commits.
         let ids: Vec<String> = (0..50).map(|i| format!("CA{i:03}")).collect();
         let keys: Vec<String> = ids.iter().map(|id| format!("voice:{id}")).collect();
@@ -402,8 +486,7 @@ db_test!(
             } else {
                 (&limited_number, &limited)
             };
-            let copies = if i < 40 { 2 } else { 1 };
-            for copy in 0..copies {
+            for copy in 0..2 {
                 deliveries.push((
                     InboundCall {
                         provider: Provider::Twilio,
@@ -436,9 +519,18 @@ db_test!(
                 0,
             ));
         }
+        // A counted call's answer is the stored one, so each delivery renders its own to tell
+        // them apart; a call with no limit is answered with its render at once, which must be
+        // the same for every delivery (as the service's is).
         let answers = futures::future::join_all(deliveries.iter().map(|(call, copy)| {
-            env.registry
-                .answer_inbound_call(call, move |admission| format!("{admission:?} #{copy}"))
+            let counted = call.agent.is_some_and(|a| a.max_concurrent_calls.is_some());
+            env.registry.answer_inbound_call(call, move |admission| {
+                if counted {
+                    format!("{admission:?} #{copy}")
+                } else {
+                    format!("{admission:?}")
+                }
+            })
         }))
         .await;
         let mut by_key: std::collections::HashMap<&str, Vec<(String, bool)>> = Default::default();
@@ -450,11 +542,13 @@ db_test!(
                 .push((answer.body, answer.fresh));
         }
         for (key, answers) in &by_key {
-            assert_eq!(
-                answers.iter().filter(|(_, fresh)| *fresh).count(),
-                1,
-                "{key}: exactly one delivery wrote"
-            );
+            if keys[40..].iter().any(|k| k == key) {
+                assert_eq!(
+                    answers.iter().filter(|(_, fresh)| *fresh).count(),
+                    1,
+                    "{key}: exactly one delivery of a counted call wrote"
+                );
+            }
             assert!(
                 answers.iter().all(|(body, _)| *body == answers[0].0),
                 "{key}: one answer per call: {answers:?}"

@@ -100,8 +100,8 @@ pub fn webhook(i: u64, j: u64) -> anyhow::Result<Request<Body>> {
 }
 
 /// The router over a freshly seeded registry in a temporary folder (kept alive by the
-/// returned guard).
-pub async fn app() -> anyhow::Result<(Router, tempfile::TempDir)> {
+/// returned guard), and the registry.
+pub async fn app() -> anyhow::Result<(Router, Registry, tempfile::TempDir)> {
     let dir = tempfile::tempdir()?;
     let url = format!(
         "sqlite://{}?mode=rwc",
@@ -118,12 +118,12 @@ pub async fn app() -> anyhow::Result<(Router, tempfile::TempDir)> {
     seed(&registry).await?;
     let metrics = telephony_service::metrics::install_recorder()?;
     let state = AppState::new(
-        registry,
+        registry.clone(),
         metrics,
         PUBLIC_URL.parse()?,
         CallTokens::new(&[7; 32]),
     );
-    Ok((telephony_service::router(state, 64 * 1024), dir))
+    Ok((telephony_service::router(state, 64 * 1024), registry, dir))
 }
 
 /// Sends one webhook through the router; fails unless it is answered `200` with a
