@@ -253,8 +253,6 @@ impl Registry {
     /// # Errors
     /// [`RegistryError::Database`].
     pub async fn stored_response(&self, provider: Provider, key: &str) -> Result<Option<String>> {
-        // Calls this registry answered before their write: see `answer_inbound_call`.
-        self.inbound_writer.settle().await;
         Ok(
             idempotency::Entity::find_by_id((provider.as_str().to_owned(), key.to_owned()))
                 .one(&self.db)
@@ -303,8 +301,6 @@ impl Registry {
     /// # Errors
     /// [`RegistryError::Database`].
     pub async fn admit_call(&self, call: &CallAdmission) -> Result<Admission> {
-        // Calls this registry answered before their write: see `answer_inbound_call`.
-        self.inbound_writer.settle().await;
         let inserted = active_call::Entity::insert(active_call::ActiveModel {
             provider: Set(call.provider.as_str().to_owned()),
             carrier_call_id: Set(call.carrier_call_id.clone()),

@@ -82,7 +82,8 @@ pub struct InboundAnswer {
     /// The document to answer the carrier with.
     pub body: String,
     /// `false` when this is the first answer of an earlier delivery of the same webhook (this
-    /// one wrote nothing).
+    /// one wrote nothing). Always `true` for a call with no limit to count, which is answered
+    /// before its write (a retried delivery of it writes nothing more, but cannot know).
     pub fresh: bool,
     /// The admission verdict the answer was rendered for (`None` when not `fresh`).
     pub admission: Option<Admission>,
@@ -240,8 +241,9 @@ impl Registry {
     /// webhook's answer the same on any instance without reading anything. This registry's
     /// methods that read or change calls wait for those writes first
     /// ([`Registry::settle_inbound_calls`]); other instances see them a batch later (a few
-    /// milliseconds). A process killed in between loses the record of a call it answered,
-    /// which the carrier's status callback for the call writes again; a failed write is logged.
+    /// milliseconds; a read waits at most 2 s). A process killed in between loses the record of
+    /// a call it answered, which the carrier's status callback for the call writes again; a
+    /// failed write is logged and counted (`telephony_inbound_write_failures_total`).
     ///
     /// # Errors
     /// [`RegistryError::Database`].

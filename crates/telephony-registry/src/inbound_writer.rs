@@ -39,7 +39,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, LockType, OnConflict, Order, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
-    QueryFilter, TransactionTrait,
+    QueryFilter, QuerySelect, TransactionTrait,
 };
 use telephony_carrier::Provider;
 use tokio::sync::{mpsc, oneshot};
@@ -59,6 +59,8 @@ const QUEUE: usize = 4 * MAX_BATCH;
 /// How long a batch of calls that nobody waits for keeps collecting calls before it is
 /// written (see `linger`).
 const LINGER: Duration = Duration::from_millis(5);
+/// The longest a read waits for the calls answered before their write (see `settle`).
+const SETTLE_LIMIT: Duration = Duration::from_secs(2);
 /// Batches written at once on PostgreSQL, which commits concurrent transactions together by
 /// itself (SQLite has one writer: one batch at a time).
 const POSTGRES_WRITERS: usize = 4;
@@ -125,6 +127,8 @@ struct InFlight {
     calls: std::sync::Mutex<(u64, BTreeSet<u64>)>,
     /// Woken when calls leave `calls`.
     written: tokio::sync::Notify,
+    /// Notified by a read that waits for them: a lingering batch is written at once.
+    wanted: tokio::sync::Notify,
 }
 
 /// One call in [`InFlight`]; dropping it takes the call out.
@@ -216,8 +220,22 @@ impl InboundWriter {
     }
 
     /// Waits until every call queued by [`InboundWriter::queue_detached`] before this moment
-    /// is written (or its write failed). Returns at once when none is in flight.
+    /// is written (or its write failed), for at most [`SETTLE_LIMIT`]: a write stuck in the
+    /// database must not stop every read of calls with it (the read then goes on, and may miss
+    /// those calls). Returns at once when none is in flight.
     pub(crate) async fn settle(&self) {
+        if tokio::time::timeout(SETTLE_LIMIT, self.settle_all())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                limit_ms = SETTLE_LIMIT.as_millis() as u64,
+                "inbound calls answered before their write are still unwritten; reading without them"
+            );
+        }
+    }
+
+    async fn settle_all(&self) {
         let last = {
             let calls = lock(&self.in_flight.calls);
             match calls.1.first() {
@@ -225,6 +243,7 @@ impl InboundWriter {
                 Some(_) => calls.0,
             }
         };
+        self.in_flight.wanted.notify_one();
         loop {
             let written = self.in_flight.written.notified();
             tokio::pin!(written);
@@ -250,7 +269,11 @@ impl InboundWriter {
             };
             let receiver = Arc::new(tokio::sync::Mutex::new(receiver));
             for _ in 0..writers {
-                tokio::spawn(run(context.clone(), receiver.clone()));
+                tokio::spawn(run(
+                    context.clone(),
+                    receiver.clone(),
+                    self.in_flight.clone(),
+                ));
             }
             sender
         })
@@ -263,7 +286,11 @@ fn writer_stopped() -> RegistryError {
     ))
 }
 
-async fn run(context: WriterContext, queue: Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>>) {
+async fn run(
+    context: WriterContext,
+    queue: Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>>,
+    in_flight: Arc<InFlight>,
+) {
     let mut next: Vec<Job> = Vec::new();
     loop {
         let mut batch = std::mem::take(&mut next);
@@ -275,7 +302,7 @@ async fn run(context: WriterContext, queue: Arc<tokio::sync::Mutex<mpsc::Receive
             if queue.recv_many(&mut batch, MAX_BATCH).await == 0 {
                 return;
             }
-            linger(&mut queue, &mut batch).await;
+            linger(&mut queue, &mut batch, &in_flight.wanted).await;
         } else if let Ok(mut queue) = queue.try_lock() {
             while batch.len() < MAX_BATCH {
                 match queue.try_recv() {
@@ -301,15 +328,26 @@ async fn run(context: WriterContext, queue: Arc<tokio::sync::Mutex<mpsc::Receive
 /// Keeps collecting calls for up to [`LINGER`] while nobody waits for the batch (every call in
 /// it was answered already), so a steady stream of calls is written in a few large
 /// transactions rather than many small ones that would take the machine from the webhooks. A
-/// call that waits for its write ends the wait at once.
-async fn linger(queue: &mut mpsc::Receiver<Job>, batch: &mut Vec<Job>) {
+/// call that waits for its write, or a read that waits for the batch (`settle`), ends the
+/// wait at once.
+async fn linger(
+    queue: &mut mpsc::Receiver<Job>,
+    batch: &mut Vec<Job>,
+    wanted: &tokio::sync::Notify,
+) {
     let deadline = tokio::time::Instant::now() + LINGER;
+    let wanted = wanted.notified();
+    tokio::pin!(wanted);
     while batch.len() < MAX_BATCH && batch.iter().all(|job| !job.waits()) {
-        match tokio::time::timeout_at(deadline, queue.recv_many(batch, MAX_BATCH - batch.len()))
-            .await
-        {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
+        let limit = MAX_BATCH - batch.len();
+        tokio::select! {
+            received = tokio::time::timeout_at(deadline, queue.recv_many(batch, limit)) => {
+                match received {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+            }
+            () = &mut wanted => return,
         }
     }
 }
@@ -347,8 +385,10 @@ impl Job {
     }
 
     /// Hands the outcome of the call's write to whoever waits for it. A call answered before
-    /// its write has nobody to tell of a failure but the log: its webhook was answered, and
-    /// its record will come from the carrier's status callback.
+    /// its write has nobody to tell of a failure but the log and the
+    /// `telephony_inbound_write_failures_total` counter: its webhook was answered, and the
+    /// carrier's status callback for it records the call again (without its forwarding
+    /// details or its active-call row).
     fn done(self, result: Result<InboundAnswer>) {
         match self.reply {
             Reply::Wait(reply) => {
@@ -356,6 +396,7 @@ impl Job {
             }
             Reply::Detached(_ticket) => {
                 if let Err(error) = result {
+                    metrics::counter!("telephony_inbound_write_failures_total").increment(1);
                     tracing::error!(
                         %error,
                         provider = self.call.provider.as_str(),
@@ -522,8 +563,34 @@ async fn write_plain<C: ConnectionTrait>(
         .collect();
     if !fresh.is_empty() {
         // 2. The calls that reach an agent are active (counted by no limit, but listed).
+        // A call the carrier already reported over (its status callback reached another
+        // instance before this write) is not active: no row, or it would count against a limit
+        // set later until it is swept.
+        let over: HashSet<(String, String, String)> = call_record::Entity::find()
+            .select_only()
+            .column(call_record::Column::Provider)
+            .column(call_record::Column::CarrierCallId)
+            .column(call_record::Column::OrgId)
+            .filter(
+                call_record::Column::CarrierCallId
+                    .is_in(fresh.iter().map(|c| c.carrier_call_id.as_str())),
+            )
+            .filter(call_record::Column::Status.is_in(CALL_RECORD_FINAL))
+            .filter(call_record::Column::OrgId.is_in(fresh.iter().map(|c| c.org_id.as_str())))
+            .into_tuple::<(String, String, String)>()
+            .all(txn)
+            .await?
+            .into_iter()
+            .collect();
         let active: Vec<active_call::ActiveModel> = fresh
             .iter()
+            .filter(|c| {
+                !over.contains(&(
+                    c.provider.as_str().to_owned(),
+                    c.carrier_call_id.clone(),
+                    c.org_id.clone(),
+                ))
+            })
             .filter_map(|c| {
                 c.agent
                     .as_ref()
@@ -687,7 +754,10 @@ async fn write_plain_postgres(
          active AS (INSERT INTO active_calls \
                         (provider, carrier_call_id, org_id, number_id, agent_id, started_at) \
                     SELECT provider, call_id, org_id, number_id, agent_id, $1 FROM fresh \
-                    WHERE agent_id IS NOT NULL ORDER BY provider, call_id \
+                    WHERE agent_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM call_records r \
+                        WHERE r.provider = fresh.provider AND r.carrier_call_id = fresh.call_id \
+                          AND r.org_id = fresh.org_id AND r.status IN ({finals})) \
+                    ORDER BY provider, call_id \
                     ON CONFLICT DO NOTHING RETURNING 1), \
          records AS (INSERT INTO call_records \
                          (id, org_id, provider, carrier_call_id, number, direction, status, \

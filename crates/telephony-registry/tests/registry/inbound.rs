@@ -407,6 +407,45 @@ db_test!(
             Some("Admitted for CA9"),
             "the answer is remembered for a delivery that will be counted"
         );
+
+        // A short call: its "completed" callback reached the other instance before this one
+        // wrote the call. It is recorded once, completed, and not left counted as active.
+        other
+            .record_call(CallUpdate {
+                org_id: org.clone(),
+                provider: Provider::Twilio,
+                carrier_call_id: "CA10".into(),
+                number: number.e164.clone(),
+                direction: Direction::Inbound,
+                status: "completed".into(),
+                duration_secs: Some(1),
+                ended_at: None,
+            })
+            .await
+            .expect("status callback");
+        let short = InboundCall {
+            carrier_call_id: "CA10",
+            idempotency_key: "voice:CA10",
+            ..call
+        };
+        env.registry
+            .answer_inbound_call(&short, render)
+            .await
+            .expect("answer");
+        assert_eq!(
+            env.registry
+                .active_calls_for_agent(&agent.id)
+                .await
+                .expect("count"),
+            1,
+            "only CA9 is active"
+        );
+        let calls = env.registry.list_calls(&org, 10).await.expect("calls");
+        let short = calls
+            .iter()
+            .find(|c| c.carrier_call_id == "CA10")
+            .expect("CA10 recorded");
+        assert_eq!(short.status, "completed");
     }
 );
 
@@ -580,13 +619,14 @@ db_test!(
                 .expect("count"),
             3
         );
-        // Each free call counted once (and the two calls already reported).
+        // Each free call counted once, and CA-foreign (another organization's record); not
+        // CA-final, which the carrier reported over before its webhook was written.
         assert_eq!(
             env.registry
                 .active_calls_for_agent(&free.id)
                 .await
                 .expect("count"),
-            42
+            41
         );
         let calls = env.registry.list_calls(&org, 100).await.expect("calls");
         assert_eq!(calls.len(), 51, "one record per call, refused ones too");

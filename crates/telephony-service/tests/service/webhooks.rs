@@ -117,6 +117,14 @@ async fn a_retried_voice_webhook_gets_the_same_answer() {
         ("CallSid", "CAretry"),
         ("AccountSid", TWILIO_SID),
     ];
+    // The call's token is fixed within a 5-minute window (`call_token`): note the window.
+    let window = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+            / telephony_service::call_token::TOKEN_WINDOW.as_secs()
+    };
+    let started_in = window();
     let (first_status, first) = gw
         .raw(signed_twilio(
             &gw,
@@ -141,8 +149,11 @@ async fn a_retried_voice_webhook_gets_the_same_answer() {
         first.as_str().is_some_and(|b| b.contains("<Stream")),
         "{first}"
     );
-    // Same document, same per-call token: one agent session.
-    assert_eq!(first, second);
+    // Same document, same per-call token: one agent session. (Only a window boundary passed
+    // between the two deliveries, once in hundreds of thousands of runs, changes the token.)
+    if window() == started_in {
+        assert_eq!(first, second);
+    }
 }
 
 #[tokio::test]
