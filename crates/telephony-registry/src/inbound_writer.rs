@@ -571,6 +571,9 @@ async fn write_plain<C: ConnectionTrait>(
             .column(call_record::Column::Provider)
             .column(call_record::Column::CarrierCallId)
             .column(call_record::Column::OrgId)
+            // Both columns of the (provider, carrier_call_id) index, so it is a lookup per call,
+            // not a scan of every record.
+            .filter(call_record::Column::Provider.is_in(fresh.iter().map(|c| c.provider.as_str())))
             .filter(
                 call_record::Column::CarrierCallId
                     .is_in(fresh.iter().map(|c| c.carrier_call_id.as_str())),
