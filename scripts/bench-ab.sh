@@ -8,7 +8,7 @@
 #   DB=sqlite scripts/bench-ab.sh                      # this build, SQLite
 #   DB=postgres GWBIN=/tmp/old-target/release scripts/bench-ab.sh   # another build, PostgreSQL
 # Settings: DB (sqlite | postgres, in a fresh database tg_ab on 127.0.0.1:5432), NUMBERS (1000),
-# GWBIN. Run builds alternately: this machine's disk makes single runs noisy.
+# CALLED (how many of them the requests call; default all), GWBIN. Run builds alternately: this machine's disk makes single runs noisy.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=$(cargo metadata --format-version 1 --no-deps | jq -r .target_directory)/release
@@ -30,7 +30,7 @@ export TELEPHONY_DATABASE_URL=$URL TELEPHONY_PUBLIC_URL=$PUBLIC_URL TELEPHONY_LI
 seed() {
   "$BIN/telephony-seed" --database-url "$URL" --master-key-file "$W/master.key" --public-url "$PUBLIC_URL" \
     --manifest "$W/manifest.json" --orgs 100 --connections-per-org 2 --numbers "$1" \
-    --requests-out "$2" --requests "$3" >/dev/null 2>&1
+    --requests-out "$2" --requests "$3" ${CALLED:+--called-numbers "$CALLED"} >/dev/null 2>&1
 }
 seed "${NUMBERS:-1000}" "$W/open.jsonl" 9000
 seed "${NUMBERS:-1000}" "$W/closed.jsonl" 60000

@@ -15,7 +15,10 @@
 #   4. drives RATE requests/s, open loop, at the gateway and at the bare hyper reference
 #      (bins/twiml-reference): p50/p99/p999; resident set under load (sampled VmRSS, VmHWM);
 #   5. drives both closed loop with CONNECTIONS workers for throughput, and the ratio;
-#   6. seeds up to SCALE numbers, restarts the gateway and repeats the RATE run: p50 ratio.
+#   6. seeds up to SCALE numbers, restarts the gateway and repeats the RATE run, calling as many
+#      numbers as the base run (BASE_NUMBERS, spread over all SCALE): p50 ratio, only the size
+#      of the registry differs; then once more with every call to a number not called before
+#      (no route cached): p50_scale_all ratio.
 # Results: a summary table on stdout, target/bench/<database>.json and target/bench/machine.json.
 #
 # Settings (environment): DURATION (s, default 10), WARMUP (s, 2), RATE (1000), CONNECTIONS
@@ -108,10 +111,11 @@ load() { # load LABEL TARGET REQUESTS [extra webhook-load flags...]
     --warmup "$WARMUP" --label "$label" "$@"
 }
 
-seed() { # seed DB_URL NUMBERS REQUESTS_OUT COUNT
+seed() { # seed DB_URL NUMBERS REQUESTS_OUT COUNT [CALLED_NUMBERS]
   "$BIN/telephony-seed" --database-url "$1" --master-key-file "$WORK/master.key" \
     --public-url "$PUBLIC_URL" --manifest "$WORK/manifest.json" --orgs "$ORGS" \
-    --connections-per-org "$CONNECTIONS_PER_ORG" --numbers "$2" --requests-out "$3" --requests "$4"
+    --connections-per-org "$CONNECTIONS_PER_ORG" --numbers "$2" --requests-out "$3" --requests "$4" \
+    ${5:+--called-numbers "$5"}
 }
 
 gateway_pid=""
@@ -220,8 +224,9 @@ bench_database() { # bench_database NAME DB_URL
 
   say "[$name] seeding up to $SCALE numbers"
   t0=$(date +%s.%N)
-  seed "$url" "$SCALE" "$WORK/open-scale.jsonl" "$requests_for_rate"
+  seed "$url" "$SCALE" "$WORK/open-scale.jsonl" "$requests_for_rate" "$BASE_NUMBERS"
   t1=$(date +%s.%N)
+  seed "$url" "$SCALE" "$WORK/open-scale-all.jsonl" "$requests_for_rate"
   local seed_scale_s
   seed_scale_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')
   sync
@@ -229,8 +234,10 @@ bench_database() { # bench_database NAME DB_URL
   sleep 1
   local idle_scale_kb
   idle_scale_kb=$(rss_kb "$gateway_pid" VmRSS)
-  say "[$name] open loop at $RATE/s with $SCALE numbers"
+  say "[$name] open loop at $RATE/s with $SCALE numbers, calls to $BASE_NUMBERS of them (as in the base run)"
   load "$name gateway open $SCALE" "$PUBLIC_URL" "$WORK/open-scale.jsonl" --rate "$RATE" >"$WORK/gw-open-scale.json"
+  say "[$name] open loop at $RATE/s with $SCALE numbers, each call to a number not called before"
+  load "$name gateway open $SCALE all" "$PUBLIC_URL" "$WORK/open-scale-all.jsonl" --rate "$RATE" >"$WORK/gw-open-scale-all.json"
   stop_gateway
 
   jq -n \
@@ -239,6 +246,7 @@ bench_database() { # bench_database NAME DB_URL
     --slurpfile gw_open "$WORK/gw-open.json" --slurpfile ref_open "$WORK/ref-open.json" \
     --slurpfile gw_closed "$WORK/gw-closed.json" --slurpfile ref_closed "$WORK/ref-closed.json" \
     --slurpfile gw_open_scale "$WORK/gw-open-scale.json" \
+    --slurpfile gw_open_scale_all "$WORK/gw-open-scale-all.json" \
     --argjson seed_base_s "$seed_base_s" --argjson seed_scale_s "$seed_scale_s" \
     --argjson idle_kb "$idle_kb" --argjson idle_scale_kb "$idle_scale_kb" \
     --argjson load_peak_kb "$load_peak_kb" --argjson load_hwm_kb "$load_hwm_kb" \
@@ -248,8 +256,10 @@ bench_database() { # bench_database NAME DB_URL
       gateway_open: $gw_open[0], reference_open: $ref_open[0],
       gateway_closed: $gw_closed[0], reference_closed: $ref_closed[0],
       gateway_open_scale: $gw_open_scale[0],
+      gateway_open_scale_all: $gw_open_scale_all[0],
       throughput_ratio: ($gw_closed[0].throughput_rps / $ref_closed[0].throughput_rps),
       p50_ratio_scale: ($gw_open_scale[0].p50_ms / $gw_open[0].p50_ms),
+      p50_ratio_scale_all: ($gw_open_scale_all[0].p50_ms / $gw_open[0].p50_ms),
       seeding_s: {base: $seed_base_s, to_scale: $seed_scale_s},
       rss_kib: {idle: $idle_kb, idle_at_scale: $idle_scale_kb, load_sampled_peak: $load_peak_kb,
                 load_hwm: $load_hwm_kb, listing_sampled_peak: $listing_peak_kb, listing_hwm: $listing_hwm_kb},
@@ -293,16 +303,17 @@ for db in "${ran[@]}"; do
      ["reference open \(.settings.rate)/s", .reference_open],
      ["gateway closed \(.settings.connections) conns", .gateway_closed],
      ["reference closed \(.settings.connections) conns", .reference_closed],
-     ["gateway open \(.settings.rate)/s, \(.settings.scale_numbers) nos", .gateway_open_scale]][]
+     ["gateway open \(.settings.rate)/s, \(.settings.scale_numbers) nos", .gateway_open_scale],
+     ["  ... every call a new number", .gateway_open_scale_all]][]
     | [$db, .[0], (.[1].throughput_rps | floor), .[1].p50_ms, .[1].p99_ms, .[1].p999_ms, .[1].errors]
     | @tsv' "$OUT/$db.json" | awk -F'\t' '{ printf "%-9s %-34s %10s %8.3f %8.3f %8.3f %8s\n", $1, $2, $3, $4, $5, $6, $7 }'
 done
 echo
-printf '%-9s %14s %14s %10s %10s %12s %12s %14s\n' database throughput_x p50_scale_x idle_MiB load_MiB listing_MiB seed_base_s seed_to_scale_s
+printf '%-9s %14s %14s %14s %10s %10s %12s %12s %14s\n' database throughput_x p50_scale_x p50_scale_all_x idle_MiB load_MiB listing_MiB seed_base_s seed_to_scale_s
 for db in "${ran[@]}"; do
-  jq -r --arg db "$db" '[$db, .throughput_ratio, .p50_ratio_scale, .rss_kib.idle / 1024, ([.rss_kib.load_sampled_peak, .rss_kib.load_hwm] | max) / 1024,
+  jq -r --arg db "$db" '[$db, .throughput_ratio, .p50_ratio_scale, .p50_ratio_scale_all, .rss_kib.idle / 1024, ([.rss_kib.load_sampled_peak, .rss_kib.load_hwm] | max) / 1024,
       .rss_kib.listing_hwm / 1024, .seeding_s.base, .seeding_s.to_scale] | @tsv' "$OUT/$db.json" \
-    | awk -F'\t' '{ printf "%-9s %14.3f %14.3f %10.1f %10.1f %12.1f %12s %14s\n", $1, $2, $3, $4, $5, $6, $7, $8 }'
+    | awk -F'\t' '{ printf "%-9s %14.3f %14.3f %14.3f %10.1f %10.1f %12.1f %12s %14s\n", $1, $2, $3, $4, $5, $6, $7, $8, $9 }'
 done
 echo
 echo "targets: throughput_x >= 0.5, p99 < 2 ms at 1,000/s, p50_scale_x <= 1.2; results in $OUT/"

@@ -21,9 +21,10 @@ use telephony_vault::SecretString;
 const TWILIO_SID: &str = "AC55555555555555555555555555555555";
 const TWILIO_TOKEN: &str = "instances-twilio-auth-token-0001";
 const NUMBERS: usize = 8;
-/// The route cache's time to live given to both instances (`TELEPHONY_ROUTE_CACHE_TTL_MS`),
-/// and the margin the test adds to it before it expects every instance to know a removal.
-const ROUTE_CACHE_TTL_MS: u64 = 200;
+/// The route cache's staleness bound given to both instances
+/// (`TELEPHONY_ROUTE_CACHE_BOUND_MS`), and the margin the test adds to it before it expects
+/// every instance to know a removal.
+const ROUTE_CACHE_BOUND_MS: u64 = 200;
 const MARGIN_MS: u64 = 300;
 
 fn e164(i: usize) -> String {
@@ -88,8 +89,8 @@ async fn two_instances_on_one_postgresql_import_change_remove_and_route_as_one()
     let (_emulator_proc, emulator_url) = start_emulator(&support::write_seed(dir.path(), &seed));
     let mut env_a = Env::new(dir.path(), &pg.url, port_a, &emulator_url);
     env_a.set(
-        "TELEPHONY_ROUTE_CACHE_TTL_MS",
-        ROUTE_CACHE_TTL_MS.to_string(),
+        "TELEPHONY_ROUTE_CACHE_BOUND_MS",
+        ROUTE_CACHE_BOUND_MS.to_string(),
     );
     let mut env_b = env_a.clone();
     env_b
@@ -260,7 +261,7 @@ async fn two_instances_on_one_postgresql_import_change_remove_and_route_as_one()
     let routing = Arc::new(AtomicBool::new(true));
     let removed_at: Arc<std::sync::Mutex<Vec<Option<Instant>>>> =
         Arc::new(std::sync::Mutex::new(vec![None; NUMBERS]));
-    let bound = Duration::from_millis(ROUTE_CACHE_TTL_MS + MARGIN_MS);
+    let bound = Duration::from_millis(ROUTE_CACHE_BOUND_MS + MARGIN_MS);
     let mut routers = Vec::new();
     for worker in 0..4_u64 {
         let (http, public, a, b) = (http.clone(), public.clone(), a.clone(), b.clone());

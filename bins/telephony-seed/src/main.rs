@@ -66,6 +66,11 @@ struct Args {
     /// How many signed requests to write, each a new call.
     #[arg(long, default_value_t = 50_000)]
     requests: u64,
+    /// How many of the seeded numbers the requests call, evenly spaced over all of them
+    /// (default: every one). A scale run calls as many numbers as the base run, so only the
+    /// size of the registry differs.
+    #[arg(long)]
+    called_numbers: Option<u64>,
 }
 
 /// What a run seeded, kept for the next run.
@@ -256,13 +261,19 @@ fn write_requests(manifest: &Manifest, args: &Args, out: &PathBuf) -> anyhow::Re
     let run = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_micros());
+    let called = args
+        .called_numbers
+        .unwrap_or(manifest.numbers)
+        .clamp(1, manifest.numbers);
+    let spacing = manifest.numbers / called;
     let file = std::fs::File::create(out).with_context(|| format!("creating {}", out.display()))?;
     let mut writer = std::io::BufWriter::new(file);
     for j in 0..args.requests {
-        // Spread evenly over every seeded number, consecutive requests on consecutive numbers
-        // (so on different connections and organizations).
-        let step = (manifest.numbers / args.requests.max(1)).max(1);
-        let i = j.wrapping_mul(step) % manifest.numbers;
+        // Spread evenly over the called numbers, which are spread evenly over every seeded
+        // number; consecutive requests on consecutive called numbers (so on different
+        // connections and organizations).
+        let step = (called / args.requests.max(1)).max(1);
+        let i = (j.wrapping_mul(step) % called) * spacing;
         let (_, k) = manifest.owner_of(i);
         let to = e164(i);
         let from = format!("+1415555{:04}", j % 10_000);

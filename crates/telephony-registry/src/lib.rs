@@ -24,6 +24,7 @@
 //! | `managed_orders` | purchases of managed numbers: `buying`, `pending` (finished by [`Registry::refresh_managed_orders`]), `completed`, `failed`, `released` |
 //! | `forwarded_numbers` | business numbers forwarded to a number of the organization, with their own agent |
 //! | `forwarded_calls` | inbound calls that arrived forwarded, with the business number |
+//! | `route_version`, `route_changes` | the change log of inbound routes, filled by triggers: a version per change to a number, a connection or an agent (see [`Registry::route_changes_since`]) |
 //!
 //! # Intent and recovery
 //!
@@ -86,6 +87,7 @@ mod numbers;
 mod ops;
 mod orgs;
 mod registry;
+mod route_changes;
 mod test_calls;
 
 pub use bulk::{BulkNumber, BulkTenant, BulkTwilioConnection, SeededTenant};
@@ -100,4 +102,5 @@ pub use managed::{
 pub use model::*;
 pub use numbers::AccountNumberPage;
 pub use registry::{CARRIER_CALLS_METRIC, ClientFactory, Registry, RegistryConfig};
+pub use route_changes::{RouteChange, RouteChangeKind, RouteChanges};
 pub use test_calls::{TestCall, TestCallState};

@@ -24,6 +24,8 @@ mod managed;
 mod migrations;
 #[path = "registry/numbers.rs"]
 mod numbers;
+#[path = "registry/route_changes.rs"]
+mod route_changes;
 #[path = "registry/scale.rs"]
 mod scale;
 #[path = "registry/test_calls.rs"]

@@ -127,12 +127,13 @@ pub struct Config {
     #[arg(long, env = "TELEPHONY_MANAGED_ORDER_POLL_SECS", default_value_t = 30)]
     pub managed_order_poll_secs: u64,
 
-    /// How long, in milliseconds, an instance reuses its read of a number, its connection's
-    /// webhook secrets and its agent for inbound webhooks; 0 disables the cache. A removed
-    /// number or a revoked credential stops working on every instance at most this long after
-    /// the change (see `docs/ARCHITECTURE.md`).
-    #[arg(long, env = "TELEPHONY_ROUTE_CACHE_TTL_MS", default_value_t = 1_000)]
-    pub route_cache_ttl_ms: u64,
+    /// The inbound route cache's staleness bound, in milliseconds: an instance keeps its read
+    /// of a number, its connection's webhook secrets and its agent until the database's change
+    /// log says one of them changed (polled four times per bound), so a removed number or a
+    /// revoked credential stops working on every instance at most this long after the change
+    /// (see `docs/ARCHITECTURE.md`); 0 disables the cache.
+    #[arg(long, env = "TELEPHONY_ROUTE_CACHE_BOUND_MS", default_value_t = 1_000)]
+    pub route_cache_bound_ms: u64,
 
     /// The most numbers the inbound route cache holds at once.
     #[arg(
@@ -262,7 +263,7 @@ impl Config {
     #[must_use]
     pub fn route_cache(&self) -> crate::route_cache::RouteCacheConfig {
         crate::route_cache::RouteCacheConfig {
-            ttl: Duration::from_millis(self.route_cache_ttl_ms),
+            bound: Duration::from_millis(self.route_cache_bound_ms),
             capacity: self.route_cache_capacity,
         }
     }

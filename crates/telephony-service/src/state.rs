@@ -57,11 +57,12 @@ impl AppState {
         self
     }
 
-    /// The same state with an inbound route cache (see [`crate::route_cache`]); the state of
-    /// [`AppState::new`] caches nothing.
+    /// The same state with an inbound route cache, kept current by a task polling the
+    /// registry's change log (see [`crate::route_cache`]; call it within a Tokio runtime); the
+    /// state of [`AppState::new`] caches nothing.
     #[must_use]
     pub fn with_route_cache(mut self, config: RouteCacheConfig) -> Self {
-        self.route_cache = Arc::new(RouteCache::new(config));
+        self.route_cache = RouteCache::spawn(config, &self.inner.registry);
         self
     }
 

@@ -1,10 +1,12 @@
 //! The inbound route cache's staleness bound, with several instances on one database (a SQLite
 //! file, and PostgreSQL when `TELEPHONY_TEST_POSTGRES_URL` is set): a change made through one
-//! instance is seen by another at most one TTL later, and a rotated credential at once.
+//! instance is seen by another at most one bound later, and a rotated credential at once; a
+//! change drops only the routes it touches.
 //!
-//! Instance `a` makes the changes. Instance `slow` caches for a minute, longer than the test
-//! runs, so what it answers from its cache shows that the cache is really used; instance
-//! `quick` caches for a short TTL and, once that has passed, must refuse.
+//! Instance `a` makes the changes. Instance `slow` has a bound of a minute (it polls the change
+//! log every 15 s, longer than the test runs), so what it answers from its cache shows that the
+//! cache is really used; instance `quick` has a short bound and, once that has passed, must
+//! refuse.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,7 +31,7 @@ use super::support::{TELNYX_KEY, TELNYX_SEED, TWILIO_SID, TWILIO_TOKEN, seed};
 
 const PUBLIC: &str = "https://gw.example.com";
 const TELNYX_ACCOUNT: &str = "7a1b2c3d-0000-4000-8000-000000000001";
-const QUICK_TTL: Duration = Duration::from_millis(300);
+const QUICK_BOUND: Duration = Duration::from_millis(300);
 
 enum Db {
     Sqlite,
@@ -39,11 +41,11 @@ enum Db {
 struct Instances {
     /// Where changes are made (caches nothing).
     a: Registry,
-    /// Caches for a minute.
+    /// Its bound is a minute.
     slow: Router,
     /// The state behind `slow`, to look at its cache.
     slow_state: AppState,
-    /// Caches for [`QUICK_TTL`].
+    /// Its bound is [`QUICK_BOUND`].
     quick: Router,
     _emulator: Emulator,
     _dir: tempfile::TempDir,
@@ -100,14 +102,17 @@ impl Instances {
         };
         // A rotation through `a` revokes the old credential at once (no grace).
         let a = open(Duration::ZERO).await;
-        let state = |registry: Registry, ttl: Duration| {
+        let state = |registry: Registry, bound: Duration| {
             AppState::new(
                 registry,
                 telephony_service::metrics::install_recorder().expect("metrics"),
                 PUBLIC.parse().expect("url"),
                 CallTokens::new(&[42; 32]),
             )
-            .with_route_cache(RouteCacheConfig { ttl, capacity: 16 })
+            .with_route_cache(RouteCacheConfig {
+                bound,
+                capacity: 16,
+            })
         };
         let slow_state = state(
             open(Duration::from_secs(86_400)).await,
@@ -115,7 +120,7 @@ impl Instances {
         );
         let slow = telephony_service::router(slow_state.clone(), 64 * 1024);
         let quick = telephony_service::router(
-            state(open(Duration::from_secs(86_400)).await, QUICK_TTL),
+            state(open(Duration::from_secs(86_400)).await, QUICK_BOUND),
             64 * 1024,
         );
         Some(Self {
@@ -165,11 +170,15 @@ async fn status(app: &Router, request: Request<Body>) -> StatusCode {
 }
 
 fn twilio_voice(call_sid: &str) -> Request<Body> {
+    twilio_voice_to("+14155550101", call_sid)
+}
+
+fn twilio_voice_to(to: &str, call_sid: &str) -> Request<Body> {
     let params = [
         ("AccountSid", TWILIO_SID),
         ("CallSid", call_sid),
         ("From", "+15005550006"),
-        ("To", "+14155550101"),
+        ("To", to),
     ];
     let url = format!("{PUBLIC}/webhooks/twilio/voice");
     let signature =
@@ -229,8 +238,8 @@ fn outbound_only(connection_id: &str, e164: &str) -> ImportRequest {
     }
 }
 
-/// A removed number: served from a cache at most until the TTL, refused after it.
-async fn a_removed_number_stops_routing_within_the_ttl(db: Db) {
+/// A removed number: served from a cache at most until the bound, refused after it.
+async fn a_removed_number_stops_routing_within_the_bound(db: Db) {
     let Some(gw) = Instances::start(db, "removed").await else {
         return;
     };
@@ -281,10 +290,10 @@ async fn a_removed_number_stops_routing_within_the_ttl(db: Db) {
         .await
         .expect("remove");
 
-    // Within its TTL an instance may still route the removed number from its cache...
+    // Within its bound an instance may still route the removed number from its cache...
     assert_eq!(status(&gw.slow, twilio_voice("CA03")).await, StatusCode::OK);
-    // ...and once the TTL has passed since the removal, no instance does.
-    tokio::time::sleep(QUICK_TTL + Duration::from_millis(50)).await;
+    // ...and once the bound has passed since the removal, no instance does.
+    tokio::time::sleep(QUICK_BOUND + Duration::from_millis(50)).await;
     assert_eq!(
         status(&gw.quick, twilio_voice("CA04")).await,
         StatusCode::NOT_FOUND
@@ -349,8 +358,8 @@ async fn forged_webhooks_with_padded_numbers_add_no_cache_entries() {
 }
 
 /// A rotated credential: the new one is accepted at once everywhere; the revoked one is
-/// refused once the TTL has passed (at once where a fresh read already happened).
-async fn a_rotated_credential_is_seen_at_once_and_the_old_one_refused_within_the_ttl(db: Db) {
+/// refused once the bound has passed (at once where a fresh read already happened).
+async fn a_rotated_credential_is_seen_at_once_and_the_old_one_refused_within_the_bound(db: Db) {
     let Some(gw) = Instances::start(db, "rotated").await else {
         return;
     };
@@ -390,7 +399,7 @@ async fn a_rotated_credential_is_seen_at_once_and_the_old_one_refused_within_the
     .await
     .expect("rotate");
 
-    // The cache holding the old key may still accept it within its TTL...
+    // The cache holding the old key may still accept it within its bound...
     assert_eq!(
         status(&gw.slow, telnyx_texml(&old, "v3:3")).await,
         StatusCode::OK
@@ -406,8 +415,8 @@ async fn a_rotated_credential_is_seen_at_once_and_the_old_one_refused_within_the
         status(&gw.slow, telnyx_texml(&old, "v3:5")).await,
         StatusCode::FORBIDDEN
     );
-    // Where nothing forced a fresh read, the revoked key is refused once the TTL has passed.
-    tokio::time::sleep(QUICK_TTL + Duration::from_millis(50)).await;
+    // Where nothing forced a fresh read, the revoked key is refused once the bound has passed.
+    tokio::time::sleep(QUICK_BOUND + Duration::from_millis(50)).await;
     assert_eq!(
         status(&gw.quick, telnyx_texml(&old, "v3:6")).await,
         StatusCode::FORBIDDEN
@@ -419,22 +428,101 @@ async fn a_rotated_credential_is_seen_at_once_and_the_old_one_refused_within_the
     gw.finish().await;
 }
 
-#[tokio::test]
-async fn a_removed_number_stops_routing_within_the_ttl_on_sqlite() {
-    a_removed_number_stops_routing_within_the_ttl(Db::Sqlite).await;
+/// A change drops the routes it touches from the cache, and only those: a renamed number its
+/// own, a rotated connection every route of its numbers.
+async fn a_change_drops_only_the_routes_it_touches(db: Db) {
+    let Some(gw) = Instances::start(db, "touched").await else {
+        return;
+    };
+    let org = gw.a.create_organization("Acme").await.expect("org");
+    let credentials = || NewCredentials::Twilio {
+        account_sid: TWILIO_SID.into(),
+        auth_token: SecretString::new(TWILIO_TOKEN),
+        api_key: None,
+    };
+    let conn =
+        gw.a.connect_carrier(
+            &org.id,
+            NewConnection {
+                name: "twilio".into(),
+                credentials: credentials(),
+                texml_app_id: None,
+                region: None,
+            },
+        )
+        .await
+        .expect("connect");
+    let mut numbers = Vec::new();
+    for e164 in ["+14155550101", "+14155550100"] {
+        match gw
+            .a
+            .import_number(&org.id, outbound_only(&conn.id, e164))
+            .await
+        {
+            Ok(telephony_registry::Applied::Done { number, .. }) => numbers.push(number),
+            other => panic!("import {e164}: {other:?}"),
+        }
+    }
+    let cache = gw.slow_state.route_cache();
+    cache.poll(&gw.a).await.expect("poll");
+    for (i, number) in numbers.iter().enumerate() {
+        let request = twilio_voice_to(&number.e164, &format!("CA1{i}"));
+        assert_eq!(status(&gw.slow, request).await, StatusCode::OK);
+    }
+    assert_eq!(cache.len(), 2, "both routes cached");
+
+    // Calls change no route: the next poll keeps both.
+    cache.poll(&gw.a).await.expect("poll");
+    assert_eq!(cache.len(), 2);
+
+    gw.a.rename_number(&org.id, &numbers[0].id, Some("lobby"))
+        .await
+        .expect("rename");
+    cache.poll(&gw.a).await.expect("poll");
+    assert_eq!(cache.len(), 1, "only the renamed number's route is dropped");
+    let request = twilio_voice_to(&numbers[0].e164, "CA20");
+    assert_eq!(status(&gw.slow, request).await, StatusCode::OK);
+    assert_eq!(cache.len(), 2, "read again and cached");
+
+    gw.a.rotate_credentials(&org.id, &conn.id, credentials())
+        .await
+        .expect("rotate");
+    cache.poll(&gw.a).await.expect("poll");
+    assert!(
+        cache.is_empty(),
+        "a rotation drops every route of the connection"
+    );
+    gw.finish().await;
 }
 
 #[tokio::test]
-async fn a_removed_number_stops_routing_within_the_ttl_on_postgres() {
-    a_removed_number_stops_routing_within_the_ttl(Db::Postgres).await;
+async fn a_change_drops_only_the_routes_it_touches_on_sqlite() {
+    a_change_drops_only_the_routes_it_touches(Db::Sqlite).await;
 }
 
 #[tokio::test]
-async fn a_rotated_credential_is_seen_at_once_and_the_old_one_refused_within_the_ttl_on_sqlite() {
-    a_rotated_credential_is_seen_at_once_and_the_old_one_refused_within_the_ttl(Db::Sqlite).await;
+async fn a_change_drops_only_the_routes_it_touches_on_postgres() {
+    a_change_drops_only_the_routes_it_touches(Db::Postgres).await;
 }
 
 #[tokio::test]
-async fn a_rotated_credential_is_seen_at_once_and_the_old_one_refused_within_the_ttl_on_postgres() {
-    a_rotated_credential_is_seen_at_once_and_the_old_one_refused_within_the_ttl(Db::Postgres).await;
+async fn a_removed_number_stops_routing_within_the_bound_on_sqlite() {
+    a_removed_number_stops_routing_within_the_bound(Db::Sqlite).await;
+}
+
+#[tokio::test]
+async fn a_removed_number_stops_routing_within_the_bound_on_postgres() {
+    a_removed_number_stops_routing_within_the_bound(Db::Postgres).await;
+}
+
+#[tokio::test]
+async fn a_rotated_credential_is_seen_at_once_and_the_old_one_refused_within_the_bound_on_sqlite() {
+    a_rotated_credential_is_seen_at_once_and_the_old_one_refused_within_the_bound(Db::Sqlite).await;
+}
+
+#[tokio::test]
+async fn a_rotated_credential_is_seen_at_once_and_the_old_one_refused_within_the_bound_on_postgres()
+{
+    a_rotated_credential_is_seen_at_once_and_the_old_one_refused_within_the_bound(Db::Postgres)
+        .await;
 }
