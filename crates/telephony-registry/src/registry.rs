@@ -142,7 +142,7 @@ pub struct Registry {
 }
 
 /// How often the write-ahead log of a SQLite file is checkpointed in the background.
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 
 /// Stops the background checkpoint task when dropped.
 #[derive(Debug)]
@@ -294,10 +294,12 @@ impl Registry {
             // must survive a power loss, or a number the carrier points at the gateway could be
             // left with no record to restore it from), and writers wait for the lock instead of
             // failing at once.
-            // The log is checkpointed by a background task every 500 ms, before it reaches
-            // the threshold at which the commit that crosses it would do it and stall the
-            // calls waiting behind it (raised from SQLite's 1,000 pages to 16,000, 64 MiB,
-            // which only a bulk writer crosses).
+            // The log is checkpointed by a background task every 100 ms, before it reaches
+            // SQLite's threshold (1,000 pages), at which the commit that crosses it would do it
+            // and stall the calls waiting behind it; a bulk writer still crosses it. (Every
+            // 500 ms with a threshold of 16,000 pages gave 20 % more closed-loop throughput but
+            // two to three times the p99 of calls to numbers not cached, at 1,000,000 numbers:
+            // larger checkpoints of scattered pages.)
             options.map_sqlx_sqlite_opts(|sqlite| {
                 sqlite
                     .journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
@@ -308,7 +310,6 @@ impl Registry {
                     // pages are not spilled before it commits.
                     .pragma("temp_store", "memory")
                     .pragma("cache_size", "-16384")
-                    .pragma("wal_autocheckpoint", "16000")
             });
         }
         let db = Database::connect(options).await?;
