@@ -213,9 +213,10 @@ impl Registry {
     /// Admits, records and answers an inbound call, in one transaction written together with
     /// the other calls arriving meanwhile (group commit: see `inbound_writer.rs`):
     ///
-    /// 1. the number's last-call time is set (on PostgreSQL the rows of the numbers, and of the
-    ///    agents with a limit, are locked in the order of their ids, so concurrent calls on one
-    ///    number or agent are counted one after the other; SQLite has one writer at a time);
+    /// 1. the number's last-call time is set, when the time noted is more than a minute old
+    ///    (on PostgreSQL the rows of the numbers, and of the agents with a limit, are locked in
+    ///    the order of their ids, so concurrent calls on one number or agent are counted one
+    ///    after the other; SQLite has one writer at a time);
     /// 2. a call that would reach an agent is counted ([`Admission`]): its `active_calls` row is
     ///    inserted, then, when the number or the agent has a limit, the number's and the agent's
     ///    active calls counted against their limits (calls older than
@@ -224,12 +225,15 @@ impl Registry {
     ///    (a final status is never replaced by a non-final one; another organization's record is
     ///    left alone);
     /// 4. a forwarded call is recorded with its business number;
-    /// 5. `render` turns the admission verdict into the document, which is stored under
-    ///    (`provider`, `idempotency_key`) if no answer is stored yet. `render` is called before
-    ///    the transaction, for each verdict the call's limits make possible.
+    /// 5. `render` turns the admission verdict into the document; a counted call's is stored
+    ///    under (`provider`, `idempotency_key`) if no answer is stored yet. `render` is called
+    ///    before the transaction, for each verdict the call's limits make possible.
     ///
-    /// When an answer was already stored (a retried webhook, here or on another instance), the
-    /// transaction writes nothing more, so a retry counts and records nothing twice.
+    /// When a counted call's answer was already stored (a retried webhook, here or on another
+    /// instance), the transaction writes nothing more, so a retry counts and records nothing
+    /// twice. A call with nothing to count stores no answer; its retried webhook writes the
+    /// same rows again, which changes nothing (inserts if absent, an upsert that keeps a final
+    /// status).
     ///
     /// **When to answer.** A call counted against a limit (its number or its agent has one) is
     /// answered once the transaction has committed, with the stored answer: its first one,
@@ -258,7 +262,8 @@ impl Registry {
         let number = call.number;
         let agent = call.agent;
         let counted = agent.is_some();
-        let pending = PendingCall {
+        let admitted = render(Admission::Admitted);
+        let mut pending = PendingCall {
             provider: call.provider,
             carrier_call_id: call.carrier_call_id.to_owned(),
             org_id: number.org_id.clone(),
@@ -271,7 +276,7 @@ impl Registry {
                 (business.to_owned(), registration.map(str::to_owned))
             }),
             idempotency_key: call.idempotency_key.to_owned(),
-            admitted: render(Admission::Admitted),
+            admitted: String::new(),
             number_full: (counted && number.max_concurrent_calls.is_some())
                 .then(|| render(Admission::NumberAtCapacity)),
             agent_full: agent
@@ -283,14 +288,15 @@ impl Registry {
             max_call_age: self.config.max_call_age,
         };
         if pending.counted() {
+            pending.admitted = admitted;
             return self.inbound_writer.answer(context, pending).await;
         }
         // Nothing to count: the answer is the admitted document whatever the database holds,
-        // so the call is answered now and written in the next group commit.
-        let body = pending.admitted.clone();
+        // so the call is answered now and written in the next group commit (which stores no
+        // answer for it, so the writer need not hold the document).
         self.inbound_writer.queue_detached(context, pending).await?;
         Ok(InboundAnswer {
-            body,
+            body: admitted,
             fresh: true,
             admission: Some(Admission::Admitted),
         })

@@ -13,12 +13,15 @@
 //! batches; a batch nobody waits for keeps collecting for up to [`LINGER`]) and writes them in
 //! one transaction, in this order:
 //!
-//! 1. the numbers' last-call times, in one statement (a retried webhook notes the time too);
-//! 2. every call's answer, one multi-row insert in key order that skips the keys answered
-//!    before: those calls write nothing more and get the first answer;
+//! 1. the numbers' last-call times, in one statement, for the numbers whose time is older than
+//!    [`LAST_CALL_RESOLUTION`] (a retried webhook notes the time too);
+//! 2. the answers of the calls counted against a limit, one multi-row insert in key order that
+//!    skips the keys answered before: those calls write nothing more and get the first answer.
+//!    A call with no limit stores no answer: its answer depends on nothing the database holds;
 //! 3. the calls with no limit (almost all): one statement each for their active calls, call
 //!    records (an upsert: a final status is never replaced by a non-final one, another
-//!    organization's record is left alone) and forwarded calls;
+//!    organization's record is left alone) and forwarded calls, all idempotent, so a retried
+//!    webhook's second write changes nothing;
 //! 4. the calls counted against a limit, one by one: admitted or refused, recorded, and a
 //!    refusal's document put in place of the stored answer.
 //!
@@ -51,9 +54,11 @@ use crate::inbound::InboundAnswer;
 use crate::model::{Admission, Direction};
 use crate::registry::{new_id, now};
 
-/// The most calls written in one transaction (well under both databases' limits on the
-/// parameters of one statement).
-pub(crate) const MAX_BATCH: usize = 256;
+/// The most calls written in one transaction. Its widest statement, the call records' insert,
+/// binds 11 parameters per call: 11,264 for a full batch, well under SQLite's 32,766 and
+/// PostgreSQL's 65,535 per statement. Under a closed-loop load the writer fills batches; a
+/// larger batch shares one commit (one fsync) among more calls.
+pub(crate) const MAX_BATCH: usize = 1024;
 /// Calls waiting for the writer beyond this many wait to be queued.
 const QUEUE: usize = 4 * MAX_BATCH;
 /// How long a batch of calls that nobody waits for keeps collecting calls before it is
@@ -64,6 +69,19 @@ const SETTLE_LIMIT: Duration = Duration::from_secs(2);
 /// Batches written at once on PostgreSQL, which commits concurrent transactions together by
 /// itself (SQLite has one writer: one batch at a time).
 const POSTGRES_WRITERS: usize = 4;
+
+/// A number's last-call time is noted to within this much: a call that comes sooner after the
+/// time noted leaves it alone, so a busy number's row is written about once a minute rather
+/// than in every group commit.
+pub(crate) const LAST_CALL_RESOLUTION: Duration = Duration::from_secs(60);
+
+/// Numbers whose last-call time is older than this (or unset) take the time of a call at `at`.
+fn last_call_stale(at: DateTime<Utc>) -> DateTime<Utc> {
+    chrono::Duration::from_std(LAST_CALL_RESOLUTION)
+        .ok()
+        .and_then(|step| at.checked_sub_signed(step))
+        .unwrap_or(at)
+}
 
 /// Statuses after which a call record's status never changes back.
 pub(crate) const CALL_RECORD_FINAL: [&str; 5] =
@@ -84,7 +102,8 @@ pub(crate) struct PendingCall {
     pub status: String,
     pub forwarded: Option<(String, Option<String>)>,
     pub idempotency_key: String,
-    /// The document answered when the call is admitted (or has no agent).
+    /// The document answered when the call is admitted (or has no agent); empty for a call
+    /// that is not counted, which stores no answer and was answered already.
     pub admitted: String,
     /// The document answered when the number is at its limit (only when it has one).
     pub number_full: Option<String>,
@@ -268,6 +287,10 @@ impl InboundWriter {
                 _ => 1,
             };
             let receiver = Arc::new(tokio::sync::Mutex::new(receiver));
+            if writers == 1 {
+                spawn_own_thread(run(context, receiver, self.in_flight.clone()));
+                return sender;
+            }
             for _ in 0..writers {
                 tokio::spawn(run(
                     context.clone(),
@@ -277,6 +300,33 @@ impl InboundWriter {
             }
             sender
         })
+    }
+}
+
+/// Runs SQLite's one writer on a thread of its own (with a runtime of its own), not as a task
+/// among the webhooks: a group commit is several statements, each a hand-off to SQLite's
+/// connection thread and back, and a task woken behind a queue of webhooks waited
+/// milliseconds for each, so the writer, not the machine, limited how many calls were
+/// written per second. The thread ends when the queue closes (the last registry handle is
+/// dropped). Falls back to a task of the current runtime if the runtime cannot be built.
+fn spawn_own_thread(writer: impl std::future::Future<Output = ()> + Send + 'static) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build();
+    let runtime = match runtime {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            tracing::warn!(%error, "no runtime for the inbound call writer; it runs as a task");
+            tokio::spawn(writer);
+            return;
+        }
+    };
+    let started = std::thread::Builder::new()
+        .name("inbound-writer".into())
+        .spawn(move || runtime.block_on(writer));
+    if let Err(error) = started {
+        // The queue's receiver went with the thread: calls fail with "the writer stopped".
+        tracing::error!(%error, "the inbound call writer's thread could not start");
     }
 }
 
@@ -471,6 +521,11 @@ async fn write_batch(
     number::Entity::update_many()
         .col_expr(number::Column::LastCallAt, Expr::value(Some(at)))
         .filter(number::Column::Id.is_in(numbers))
+        .filter(
+            sea_orm::Condition::any()
+                .add(number::Column::LastCallAt.is_null())
+                .add(number::Column::LastCallAt.lt(last_call_stale(at))),
+        )
         .exec(&txn)
         .await?;
     // Every call's answer is inserted if absent, in key order, before anything else is written
@@ -528,32 +583,45 @@ async fn lock_rows<C: ConnectionTrait>(txn: &C, calls: &[&PendingCall]) -> Resul
     Ok(())
 }
 
-/// Stores the answers of `calls` where none is stored yet (the admitted document: a counted
-/// call's is replaced by [`write_counted`] when refused), then writes the calls no limit applies
-/// to, a few statements for all of them; the answers, in order (`fresh` when stored now).
+/// Stores the answers of the counted calls among `calls` where none is stored yet (the
+/// admitted document, replaced by [`write_counted`] when refused), then writes the calls no
+/// limit applies to, a few statements for all of them; the answers, in order (`fresh` when
+/// written now).
+///
+/// A call with no limit to count stores no answer: it was answered before its write with the
+/// document its webhook always renders, and writing it again (a retried webhook) changes
+/// nothing, as its writes are idempotent (its active call and forwarding are inserted if absent,
+/// its record upserted so a final status stays). That keeps the widest row of the hot path,
+/// the document, out of the database for almost every call.
 async fn write_plain<C: ConnectionTrait>(
     txn: &C,
     calls: &[&PendingCall],
     at: DateTime<Utc>,
 ) -> Result<Vec<InboundAnswer>> {
-    // 1. Their answers, where none is stored yet: the calls whose answer went in are fresh.
-    let stored = idempotency::Entity::insert_many(calls.iter().map(|c| idempotency::ActiveModel {
-        provider: Set(c.provider.as_str().to_owned()),
-        idempotency_key: Set(c.idempotency_key.clone()),
-        response_body: Set(c.admitted.clone()),
-        created_at: Set(at),
-    }))
-    .on_conflict_do_nothing()
-    .exec_with_returning_keys(txn)
-    .await;
-    // Every key already answered shows as absent from the keys returned (all of them:
-    // `Conflicted`); any error fails the batch, whose calls are then written one by one.
-    let fresh_keys: HashSet<(String, String)> = match stored? {
-        sea_orm::TryInsertResult::Inserted(keys) => keys.into_iter().collect(),
-        _ => HashSet::new(),
-    };
+    // 1. The counted calls' answers, where none is stored yet: those whose answer went in are
+    //    fresh.
+    let counted: Vec<&PendingCall> = calls.iter().copied().filter(|c| c.counted()).collect();
+    let mut fresh_keys: HashSet<(String, String)> = HashSet::new();
+    if !counted.is_empty() {
+        let stored =
+            idempotency::Entity::insert_many(counted.iter().map(|c| idempotency::ActiveModel {
+                provider: Set(c.provider.as_str().to_owned()),
+                idempotency_key: Set(c.idempotency_key.clone()),
+                response_body: Set(c.admitted.clone()),
+                created_at: Set(at),
+            }))
+            .on_conflict_do_nothing()
+            .exec_with_returning_keys(txn)
+            .await;
+        // Every key already answered shows as absent from the keys returned (all of them:
+        // `Conflicted`); any error fails the batch, whose calls are then written one by one.
+        if let sea_orm::TryInsertResult::Inserted(keys) = stored? {
+            fresh_keys.extend(keys);
+        }
+    }
     let is_fresh = |c: &PendingCall| {
-        fresh_keys.contains(&(c.provider.as_str().to_owned(), c.idempotency_key.clone()))
+        !c.counted()
+            || fresh_keys.contains(&(c.provider.as_str().to_owned(), c.idempotency_key.clone()))
     };
     // The calls counted against a limit are written one by one afterwards (`write_counted`).
     let fresh: Vec<&PendingCall> = calls
@@ -689,27 +757,27 @@ async fn write_plain<C: ConnectionTrait>(
 
 /// On PostgreSQL, a batch without counted calls is one statement (its own transaction, one
 /// round trip): the same writes as [`write_plain`], as data-modifying common table
-/// expressions over the batch's rows, in the same order: the numbers' rows locked in id order
-/// and updated first (the answers' insert waits for that update to finish), then the answers
-/// in key order. It returns, per call, whether its answer went in, and otherwise the
-/// first answer when the statement's snapshot already holds it; an answer committed by another
-/// transaction while this one waited for it is read once more afterwards.
+/// expressions over the batch's rows, in the same order: the numbers whose last-call time is
+/// stale locked in id order and updated first (the inserts wait for that update to finish),
+/// then the active calls, records and forwarded calls, each in key order, so batches of this
+/// and other instances wait for each other instead of deadlocking. Every call is fresh: a call
+/// with no limit stores no answer (see [`write_plain`]).
 async fn write_plain_postgres(
     db: &DatabaseConnection,
     calls: &[&PendingCall],
     at: DateTime<Utc>,
 ) -> Result<Vec<InboundAnswer>> {
-    const COLUMNS: usize = 13;
-    let mut values: Vec<sea_orm::Value> = Vec::with_capacity(1 + calls.len() * COLUMNS);
+    const COLUMNS: usize = 10;
+    const CASTS: [&str; COLUMNS] = [
+        "text", "text", "text", "text", "text", "text", "text", "text", "text", "text",
+    ];
+    let mut values: Vec<sea_orm::Value> = Vec::with_capacity(2 + calls.len() * COLUMNS);
     values.push(at.into());
+    values.push(last_call_stale(at).into());
     let mut rows = Vec::with_capacity(calls.len());
     for (i, call) in calls.iter().enumerate() {
-        let base = 2 + i * COLUMNS;
-        let casts = [
-            "int", "text", "text", "text", "text", "text", "text", "text", "text", "text", "text",
-            "text", "text",
-        ];
-        let row: Vec<String> = casts
+        let base = 3 + i * COLUMNS;
+        let row: Vec<String> = CASTS
             .iter()
             .enumerate()
             .map(|(k, cast)| format!("${}::{cast}", base + k))
@@ -720,10 +788,7 @@ async fn write_plain_postgres(
             None => (None, None),
         };
         values.extend([
-            sea_orm::Value::from(i32::try_from(i).unwrap_or(i32::MAX)),
-            call.provider.as_str().into(),
-            call.idempotency_key.clone().into(),
-            call.admitted.clone().into(),
+            sea_orm::Value::from(call.provider.as_str()),
             call.carrier_call_id.clone().into(),
             call.org_id.clone().into(),
             call.number_id.clone().into(),
@@ -741,19 +806,14 @@ async fn write_plain_postgres(
         .collect::<Vec<_>>()
         .join(", ");
     let sql = format!(
-        "WITH v (i, provider, key, body, call_id, org_id, number_id, e164, agent_id, status, \
-                 business, registration, record_id) AS (VALUES {rows}), \
+        "WITH v (provider, call_id, org_id, number_id, e164, agent_id, status, business, \
+                 registration, record_id) AS (VALUES {rows}), \
          locked AS (SELECT id FROM numbers WHERE id IN (SELECT number_id FROM v) \
+                    AND (last_call_at IS NULL OR last_call_at < $2) \
                     ORDER BY id FOR UPDATE), \
          touched AS (UPDATE numbers SET last_call_at = $1 \
                      WHERE id IN (SELECT id FROM locked) RETURNING 1), \
-         stored AS (INSERT INTO webhook_idempotency \
-                        (provider, idempotency_key, response_body, created_at) \
-                    SELECT provider, key, body, $1 FROM v \
-                    WHERE (SELECT count(*) FROM touched) >= 0 ORDER BY provider, key \
-                    ON CONFLICT DO NOTHING RETURNING provider, idempotency_key), \
-         fresh AS (SELECT v.* FROM v JOIN stored s \
-                   ON s.provider = v.provider AND s.idempotency_key = v.key), \
+         fresh AS (SELECT * FROM v WHERE (SELECT count(*) FROM touched) >= 0), \
          active AS (INSERT INTO active_calls \
                         (provider, carrier_call_id, org_id, number_id, agent_id, started_at) \
                     SELECT provider, call_id, org_id, number_id, agent_id, $1 FROM fresh \
@@ -780,58 +840,20 @@ async fn write_plain_postgres(
                        SELECT provider, call_id, org_id, number_id, business, registration, $1 \
                        FROM fresh WHERE business IS NOT NULL ORDER BY provider, call_id \
                        ON CONFLICT DO NOTHING RETURNING 1) \
-         SELECT v.i AS i, (s.idempotency_key IS NOT NULL) AS fresh, w.response_body AS first \
-         FROM v LEFT JOIN stored s ON s.provider = v.provider AND s.idempotency_key = v.key \
-         LEFT JOIN webhook_idempotency w ON s.idempotency_key IS NULL \
-              AND w.provider = v.provider AND w.idempotency_key = v.key",
+         SELECT (SELECT count(*) FROM active) + (SELECT count(*) FROM records) \
+              + (SELECT count(*) FROM forwarded) AS written",
         rows = rows.join(", "),
     );
     let statement = sea_orm::Statement::from_sql_and_values(DbBackend::Postgres, sql, values);
-    let mut answers: Vec<Option<InboundAnswer>> = vec![None; calls.len()];
-    let mut unread = Vec::new();
-    for row in db.query_all_raw(statement).await? {
-        let i: i32 = row.try_get("", "i")?;
-        let Some((i, call)) = usize::try_from(i)
-            .ok()
-            .and_then(|i| Some((i, calls.get(i)?)))
-        else {
-            return Err(RegistryError::Corrupt("a batch row out of range".into()));
-        };
-        let fresh: bool = row.try_get("", "fresh")?;
-        let first: Option<String> = row.try_get("", "first")?;
-        answers[i] = match (fresh, first) {
-            (true, _) => Some(InboundAnswer {
-                body: call.admitted.clone(),
-                fresh: true,
-                admission: Some(Admission::Admitted),
-            }),
-            (false, Some(body)) => Some(InboundAnswer {
-                body,
-                fresh: false,
-                admission: None,
-            }),
-            (false, None) => {
-                unread.push(i);
-                None
-            }
-        };
-    }
-    for i in unread {
-        let (provider, key) = calls[i].key();
-        let first = idempotency::Entity::find_by_id((provider.to_owned(), key.to_owned()))
-            .one(db)
-            .await?
-            .ok_or_else(|| RegistryError::Conflict("idempotency record vanished".into()))?;
-        answers[i] = Some(InboundAnswer {
-            body: first.response_body,
-            fresh: false,
-            admission: None,
-        });
-    }
-    answers
-        .into_iter()
-        .map(|answer| answer.ok_or_else(|| RegistryError::Corrupt("a call left unanswered".into())))
-        .collect()
+    db.query_one_raw(statement).await?;
+    Ok(calls
+        .iter()
+        .map(|call| InboundAnswer {
+            body: call.admitted.clone(),
+            fresh: true,
+            admission: Some(Admission::Admitted),
+        })
+        .collect())
 }
 
 fn record(call: &PendingCall, at: DateTime<Utc>) -> call_record::ActiveModel {

@@ -262,7 +262,8 @@ pub struct Number {
     pub saved_inbound: Option<InboundConfig>,
     /// The inbound configuration the gateway set (managed mode).
     pub applied_inbound: Option<InboundConfig>,
-    /// When the last call on it was seen.
+    /// When the last call on it was seen, to within a minute (an inbound call within a minute
+    /// of the time noted leaves it alone).
     pub last_call_at: Option<DateTime<Utc>>,
     /// At most this many simultaneous calls on the number (whatever their agent); `None` is
     /// no limit.
@@ -551,7 +552,7 @@ pub struct Diagnostics {
     pub e164: String,
     /// Every check, in order.
     pub checks: Vec<Check>,
-    /// The last call seen on the number.
+    /// The last call seen on the number, to within a minute.
     pub last_call_at: Option<DateTime<Utc>>,
 }
 

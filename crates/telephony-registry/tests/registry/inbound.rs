@@ -1,6 +1,7 @@
 //! The inbound hot path's registry work: one joined read of a number's route, and one
 //! transaction that admits, records and answers a call, once per call across instances.
 
+use sea_orm::ConnectionTrait;
 use telephony_carrier::Provider;
 use telephony_registry::{
     Admission, AgentTarget, CallUpdate, Direction, InboundCall, NewAgent, RegistryError,
@@ -402,11 +403,66 @@ db_test!(
             other
                 .stored_response(Provider::Twilio, "voice:CA9")
                 .await
-                .expect("stored")
-                .as_deref(),
-            Some("Admitted for CA9"),
-            "the answer is remembered for a delivery that will be counted"
+                .expect("stored"),
+            None,
+            "an answer that depends on nothing stored is not stored"
         );
+
+        // The agent is given a limit of one call while CA9 is on the line: a late delivery of
+        // CA9 is now counted, finds itself already admitted and gets the same answer, and a new
+        // call is refused, because CA9 was counted as active all along.
+        let agent = other
+            .update_agent(
+                &org,
+                &agent.id,
+                NewAgent {
+                    name: "bot".into(),
+                    target: AgentTarget::MediaStream("wss://agents.example/s".into()),
+                    fallback_number: None,
+                    max_concurrent_calls: Some(1),
+                },
+            )
+            .await
+            .expect("limit");
+        let limited = InboundCall {
+            agent: Some(&agent),
+            ..call
+        };
+        let late = other
+            .answer_inbound_call(&limited, render)
+            .await
+            .expect("late delivery");
+        assert_eq!(late.body, "Admitted for CA9");
+        assert_eq!(late.admission, Some(Admission::AlreadyAdmitted));
+        let refused = other
+            .answer_inbound_call(
+                &InboundCall {
+                    carrier_call_id: "CA11",
+                    idempotency_key: "voice:CA11",
+                    ..limited
+                },
+                render,
+            )
+            .await
+            .expect("new call");
+        assert_eq!(refused.admission, Some(Admission::AtCapacity));
+        let agent = other
+            .update_agent(
+                &org,
+                &agent.id,
+                NewAgent {
+                    name: "bot".into(),
+                    target: AgentTarget::MediaStream("wss://agents.example/s".into()),
+                    fallback_number: None,
+                    max_concurrent_calls: None,
+                },
+            )
+            .await
+            .expect("no limit");
+        let call = InboundCall {
+            agent: Some(&agent),
+            ..call
+        };
 
         // A short call: its "completed" callback reached the other instance before this one
         // wrote the call. It is recorded once, completed, and not left counted as active.
@@ -664,3 +720,73 @@ db_test!(
         assert!(seen.last_call_at.is_some());
     }
 );
+
+db_test!(a_numbers_last_call_is_noted_to_within_a_minute, |env| {
+    let (org, conn) = twilio_org(&env.registry, "Acme").await;
+    let number = done(
+        env.registry
+            .import_number(
+                &org,
+                import(&conn, "+14155550101", WebhookMode::OutboundOnly),
+            )
+            .await
+            .expect("import"),
+    );
+    let answer = |id: &'static str| {
+        let registry = &env.registry;
+        let number = &number;
+        async move {
+            registry
+                .answer_inbound_call(
+                    &InboundCall {
+                        provider: Provider::Twilio,
+                        carrier_call_id: id,
+                        number,
+                        agent: None,
+                        status: "ringing",
+                        forwarded: None,
+                        idempotency_key: id,
+                    },
+                    |_| "<Response/>".to_owned(),
+                )
+                .await
+                .expect("answer");
+            registry.settle_inbound_calls().await;
+            registry
+                .number(&number.org_id, &number.id)
+                .await
+                .expect("number")
+                .last_call_at
+        }
+    };
+    let first = answer("CA1").await.expect("the first call is noted");
+    // A call within the minute leaves the time alone: a busy number's row is not
+    // rewritten by every group commit.
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    assert_eq!(answer("CA2").await, Some(first));
+    // Once the time noted is more than a minute old, the next call notes its own.
+    let old = first - chrono::Duration::minutes(2);
+    let sql = match env.db.get_database_backend() {
+        sea_orm::DbBackend::Postgres => "UPDATE numbers SET last_call_at = $1 WHERE id = $2",
+        _ => "UPDATE numbers SET last_call_at = ? WHERE id = ?",
+    };
+    env.db
+        .execute_raw(sea_orm::Statement::from_sql_and_values(
+            env.db.get_database_backend(),
+            sql,
+            [old.into(), number.id.clone().into()],
+        ))
+        .await
+        .expect("age the last call");
+    let third = answer("CA3").await.expect("noted");
+    assert!(third > first, "{third} after {first}");
+    assert_eq!(
+        env.registry
+            .list_calls(&org, 10)
+            .await
+            .expect("calls")
+            .len(),
+        3,
+        "every call is recorded all the same"
+    );
+});

@@ -126,7 +126,7 @@ pub struct NumberView {
     /// The voice configuration saved before the gateway changed it (managed mode).
     #[schema(value_type = Option<Object>)]
     pub saved_inbound: Option<serde_json::Value>,
-    /// When the last call on it was seen.
+    /// When the last call on it was seen, to within a minute.
     pub last_call_at: Option<DateTime<Utc>>,
     /// At most this many simultaneous calls on the number (`null`: no limit).
     pub max_concurrent_calls: Option<u32>,
@@ -259,7 +259,7 @@ pub struct DiagnosticsView {
     pub healthy: bool,
     /// The checks, in order.
     pub checks: Vec<CheckView>,
-    /// The last call seen.
+    /// The last call seen, to within a minute.
     pub last_call_at: Option<DateTime<Utc>>,
 }
 
