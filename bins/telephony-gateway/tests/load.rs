@@ -336,10 +336,21 @@ async fn a_gateway_stopped_under_load_records_every_call_it_answered() {
     let exit = gateway_proc.0.wait().expect("gateway exits");
     assert!(exit.success(), "{exit:?}");
 
-    let _restarted = env.serve(&log);
+    // Restarted on another port: between the stop and the restart, the stopped gateway's port
+    // can be taken as the local port of any outgoing connection (the other test of this
+    // binary runs a load in parallel), and the restart would fail to listen.
+    let port = free_port();
+    let gateway = format!("http://127.0.0.1:{port}");
+    let restarted_env = Env::new(dir.path(), &database_url, port, &emulator_url);
+    let _restarted = restarted_env.serve(&log);
     wait_ready(&http, &gateway).await;
     let (status, calls) = http
-        .json("GET", &api("/calls?limit=500"), Some(&key), None)
+        .json(
+            "GET",
+            &format!("{gateway}/v1/calls?limit=500"),
+            Some(&key),
+            None,
+        )
         .await;
     assert_eq!(status, 200, "{calls}");
     let recorded = calls["data"].as_array().map_or(0, Vec::len);
