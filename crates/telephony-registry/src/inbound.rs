@@ -222,8 +222,8 @@ impl Registry {
     ///    active calls counted against their limits (calls older than
     ///    [`crate::RegistryConfig::max_call_age`] do not count); a refused call's row is deleted;
     /// 3. the call record is inserted, or updated when the carrier already reported the call
-    ///    (a final status is never replaced by a non-final one; another organization's record is
-    ///    left alone);
+    ///    (a final or `in-progress` status is never replaced by a non-final one; another
+    ///    organization's record is left alone);
     /// 4. a forwarded call is recorded with its business number;
     /// 5. `render` turns the admission verdict into the document; a counted call's is stored
     ///    under (`provider`, `idempotency_key`) if no answer is stored yet. `render` is called
@@ -233,7 +233,7 @@ impl Registry {
     /// instance), the transaction writes nothing more, so a retry counts and records nothing
     /// twice. A call with nothing to count stores no answer; its retried webhook writes the
     /// same rows again, which changes nothing (inserts if absent, an upsert that keeps a final
-    /// status).
+    /// or `in-progress` status).
     ///
     /// **When to answer.** A call counted against a limit (its number or its agent has one) is
     /// answered once the transaction has committed, with the stored answer: its first one,

@@ -19,8 +19,8 @@
 //!    skips the keys answered before: those calls write nothing more and get the first answer.
 //!    A call with no limit stores no answer: its answer depends on nothing the database holds;
 //! 3. the calls with no limit (almost all): one statement each for their active calls, call
-//!    records (an upsert: a final status is never replaced by a non-final one, another
-//!    organization's record is left alone) and forwarded calls, all idempotent, so a retried
+//!    records (an upsert: a final or `in-progress` status is never replaced by a non-final
+//!    one, another organization's record is left alone) and forwarded calls, all idempotent, so a retried
 //!    webhook's second write changes nothing;
 //! 4. the calls counted against a limit, one by one: admitted or refused, recorded, and a
 //!    refusal's document put in place of the stored answer.
@@ -94,6 +94,18 @@ fn last_call_stale(at: DateTime<Utc>) -> DateTime<Utc> {
 /// Statuses after which a call record's status never changes back.
 pub(crate) const CALL_RECORD_FINAL: [&str; 5] =
     ["completed", "busy", "failed", "no-answer", "canceled"];
+
+/// Statuses an inbound webhook's non-final status does not replace: the final ones and
+/// `in-progress`, which a status callback may have written before a late delivery of the
+/// webhook (whose status, `ringing`, is older news).
+const CALL_RECORD_ANSWERED: [&str; 6] = [
+    "completed",
+    "busy",
+    "failed",
+    "no-answer",
+    "canceled",
+    "in-progress",
+];
 
 /// An inbound call to write, with everything the transaction needs (owned, to cross to the
 /// writer task).
@@ -317,22 +329,23 @@ impl InboundWriter {
 /// connection thread and back, and a task woken behind a queue of webhooks waited
 /// milliseconds for each, so the writer, not the machine, limited how many calls were
 /// written per second. The thread ends when the queue closes (the last registry handle is
-/// dropped). Falls back to a task of the current runtime if the runtime cannot be built.
+/// dropped).
 fn spawn_own_thread(writer: impl std::future::Future<Output = ()> + Send + 'static) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build();
-    let runtime = match runtime {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            tracing::warn!(%error, "no runtime for the inbound call writer; it runs as a task");
-            tokio::spawn(writer);
-            return;
-        }
-    };
+    // The runtime is built on the thread: one dropped on the caller's task, should the thread
+    // not start, would panic inside the caller's runtime.
     let started = std::thread::Builder::new()
         .name("inbound-writer".into())
-        .spawn(move || runtime.block_on(writer));
+        .spawn(move || {
+            match tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .build()
+            {
+                Ok(runtime) => runtime.block_on(writer),
+                Err(error) => {
+                    tracing::error!(%error, "no runtime for the inbound call writer");
+                }
+            }
+        });
     if let Err(error) = started {
         // The queue's receiver went with the thread: calls fail with "the writer stopped".
         tracing::error!(%error, "the inbound call writer's thread could not start");
@@ -559,18 +572,15 @@ async fn write_batch(
 
 /// On PostgreSQL, locks the batch's numbers, then its agents that have limits, each in the
 /// order of their ids, before anything else is written: every batch, on every instance, takes
-/// its locks in that order, so batches wait for each other instead of deadlocking. A batch on
-/// one number without limits needs no statement for it: the update of the number's last-call
-/// time, the batch's first write, takes that one lock.
+/// its locks in that order, so batches wait for each other instead of deadlocking, and the
+/// calls counted against one number or agent are counted one after the other. (The update of
+/// the numbers' last-call times cannot stand in for the lock: it skips a number whose time is
+/// recent, which is every busy number.)
 async fn lock_rows<C: ConnectionTrait>(txn: &C, calls: &[&PendingCall]) -> Result<()> {
     let backend = txn.get_database_backend();
     let mut numbers: Vec<&str> = calls.iter().map(|c| c.number_id.as_str()).collect();
     numbers.sort_unstable();
     numbers.dedup();
-    let limited = calls.iter().any(|c| matches!(&c.agent, Some((_, Some(_)))));
-    if numbers.len() == 1 && !limited {
-        return Ok(());
-    }
     let mut lock = Query::select();
     lock.column(number::Column::Id)
         .from(number::Entity)
@@ -608,7 +618,7 @@ async fn lock_rows<C: ConnectionTrait>(txn: &C, calls: &[&PendingCall]) -> Resul
 /// A call with no limit to count stores no answer: it was answered before its write with the
 /// document its webhook always renders, and writing it again (a retried webhook) changes
 /// nothing, as its writes are idempotent (its active call and forwarding are inserted if absent,
-/// its record upserted so a final status stays). That keeps the widest row of the hot path,
+/// its record upserted so a final or `in-progress` status stays). That keeps the widest row of the hot path,
 /// the document, out of the database for almost every call.
 async fn write_plain<C: ConnectionTrait>(
     txn: &C,
@@ -817,11 +827,15 @@ async fn write_plain_postgres(
             new_id().into(),
         ]);
     }
-    let finals = CALL_RECORD_FINAL
-        .iter()
-        .map(|status| format!("'{status}'"))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let quoted = |statuses: &[&str]| {
+        statuses
+            .iter()
+            .map(|status| format!("'{status}'"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let finals = quoted(&CALL_RECORD_FINAL);
+    let answered = quoted(&CALL_RECORD_ANSWERED);
     let sql = format!(
         "WITH v (provider, call_id, org_id, number_id, e164, agent_id, status, business, \
                  registration, record_id) AS (VALUES {rows}), \
@@ -849,7 +863,7 @@ async fn write_plain_postgres(
                      SET status = excluded.status, updated_at = excluded.updated_at \
                      WHERE call_records.org_id = excluded.org_id \
                        AND (excluded.status IN ({finals}) \
-                            OR call_records.status NOT IN ({finals})) \
+                            OR call_records.status NOT IN ({answered})) \
                      RETURNING 1), \
          forwarded AS (INSERT INTO forwarded_calls \
                            (provider, carrier_call_id, org_id, number_id, business_number, \
@@ -889,8 +903,9 @@ fn record(call: &PendingCall, at: DateTime<Utc>) -> call_record::ActiveModel {
     }
 }
 
-/// A call record already there (the carrier reported the call first) takes the new status,
-/// unless it belongs to another organization or a non-final status would replace a final one.
+/// A call record already there (the carrier reported the call first, or this is another
+/// delivery of the webhook) takes the new status, unless it belongs to another organization or
+/// a non-final status would replace a final one or `in-progress`.
 fn record_upsert() -> OnConflict {
     let excluded = |column: call_record::Column| {
         Expr::col((sea_orm::sea_query::Alias::new("excluded"), column))
@@ -908,7 +923,7 @@ fn record_upsert() -> OnConflict {
                 .and(
                     excluded(call_record::Column::Status)
                         .is_in(CALL_RECORD_FINAL)
-                        .or(existing(call_record::Column::Status).is_not_in(CALL_RECORD_FINAL)),
+                        .or(existing(call_record::Column::Status).is_not_in(CALL_RECORD_ANSWERED)),
                 ),
         );
     upsert

@@ -790,3 +790,62 @@ db_test!(a_numbers_last_call_is_noted_to_within_a_minute, |env| {
         "every call is recorded all the same"
     );
 });
+
+db_test!(
+    a_late_delivery_does_not_turn_an_answered_call_back_to_ringing,
+    |env| {
+        let (org, conn) = twilio_org(&env.registry, "Acme").await;
+        let number = done(
+            env.registry
+                .import_number(
+                    &org,
+                    import(&conn, "+14155550101", WebhookMode::OutboundOnly),
+                )
+                .await
+                .expect("import"),
+        );
+        let call = InboundCall {
+            provider: Provider::Twilio,
+            carrier_call_id: "CA1",
+            number: &number,
+            agent: None,
+            status: "ringing",
+            forwarded: None,
+            idempotency_key: "voice:CA1",
+        };
+        let render = |_| "<Response/>".to_owned();
+        env.registry
+            .answer_inbound_call(&call, render)
+            .await
+            .expect("answer");
+        env.registry.settle_inbound_calls().await;
+        // The call is answered: the status callback says so, then the webhook arrives again
+        // (a retry the carrier sent before it saw the first answer).
+        env.registry
+            .record_call(CallUpdate {
+                org_id: org.clone(),
+                provider: Provider::Twilio,
+                carrier_call_id: "CA1".into(),
+                number: number.e164.clone(),
+                direction: Direction::Inbound,
+                status: "in-progress".into(),
+                duration_secs: None,
+                ended_at: None,
+            })
+            .await
+            .expect("status callback");
+        let again = env
+            .registry
+            .answer_inbound_call(&call, render)
+            .await
+            .expect("late delivery");
+        assert_eq!(again.body, "<Response/>");
+        env.registry.settle_inbound_calls().await;
+        let calls = env.registry.list_calls(&org, 10).await.expect("calls");
+        assert_eq!(calls.len(), 1);
+        assert_eq!(
+            calls[0].status, "in-progress",
+            "the late delivery's ringing is older news"
+        );
+    }
+);
