@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
 # A quick side-by-side of two gateway builds on this machine (see docs/PERFORMANCE.md): seeds a
 # fresh database, starts the gateway binary of GWBIN (default: this checkout's release build),
-# and drives signed voice webhooks at it: 1,000 req/s open loop for 6 s (p50/p99/p999), then
-# 32 connections closed loop for 5 s (throughput). Prints one JSON line per phase.
+# and drives signed voice webhooks at it, each a new call (webhook-load signs a pool of requests
+# with unique CallSids from the seed's templates before each phase): 1,000 req/s open loop for
+# 6 s (p50/p99/p999), then 32 connections closed loop for 5 s (throughput). Prints one JSON line
+# per phase; its "repeated" counts requests sent again because the phase outgrew the pool.
 #
 #   cargo build --release -p telephony-gateway -p telephony-seed -p webhook-load
 #   DB=sqlite scripts/bench-ab.sh                      # this build, SQLite
 #   DB=postgres GWBIN=/tmp/old-target/release scripts/bench-ab.sh   # another build, PostgreSQL
 # Settings: DB (sqlite | postgres, in a fresh database tg_ab on 127.0.0.1:5432), NUMBERS (1000),
-# CALLED (how many of them the requests call; default all), GWBIN. Run builds alternately: this machine's disk makes single runs noisy.
+# CALLED (how many of them the requests call; default all), GWBIN, CLOSED_POOL (distinct
+# requests for the closed loop, default 130,000 per second of it). Run builds alternately: this
+# machine's disk makes single runs noisy.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=$(cargo metadata --format-version 1 --no-deps | jq -r .target_directory)/release
@@ -27,18 +31,20 @@ PUBLIC_URL=http://127.0.0.1:18082
 export TELEPHONY_DATABASE_URL=$URL TELEPHONY_PUBLIC_URL=$PUBLIC_URL TELEPHONY_LISTEN=127.0.0.1:18082 \
   TELEPHONY_MASTER_KEY_FILE="$W/master.key" TELEPHONY_AGENT_TOKEN_KEY_FILE="$W/agent.key"
 "$GW" keys init >/dev/null 2>&1
-seed() {
-  "$BIN/telephony-seed" --database-url "$URL" --master-key-file "$W/master.key" --public-url "$PUBLIC_URL" \
-    --manifest "$W/manifest.json" --orgs 100 --connections-per-org 2 --numbers "$1" \
-    --requests-out "$2" --requests "$3" ${CALLED:+--called-numbers "$CALLED"} >/dev/null 2>&1
-}
-seed "${NUMBERS:-1000}" "$W/open.jsonl" 9000
-seed "${NUMBERS:-1000}" "$W/closed.jsonl" 60000
+"$BIN/telephony-seed" --database-url "$URL" --master-key-file "$W/master.key" --public-url "$PUBLIC_URL" \
+  --manifest "$W/manifest.json" --orgs 100 --connections-per-org 2 --numbers "${NUMBERS:-1000}" \
+  --templates-out "$W/templates.jsonl" ${CALLED:+--called-numbers "$CALLED"} >/dev/null 2>&1
+# Distinct requests (calls) per phase: open loop 1,000/s × (1 + 6) s and slack, closed loop
+# 130,000/s × (1 + 5) s.
+OPEN_POOL=$((1000 * (1 + 6) + 2000))
+CLOSED_POOL=${CLOSED_POOL:-$((130000 * (1 + 5)))}
 sync
 "$GW" serve >"$W/gw.log" 2>&1 &
 gw=$!
 for _ in $(seq 100); do curl -fs -o /dev/null "$PUBLIC_URL/readyz" && break; sleep 0.1; done
-"$BIN/webhook-load" --target "$PUBLIC_URL" --requests "$W/open.jsonl" --duration 6 --warmup 1 \
-  --label open --rate 1000 | jq -c '{phase: "open 1000/s", throughput_rps, p50_ms, p99_ms, p999_ms, errors}'
-"$BIN/webhook-load" --target "$PUBLIC_URL" --requests "$W/closed.jsonl" --duration 5 --warmup 1 \
-  --label closed --connections 32 | jq -c '{phase: "closed 32", throughput_rps, p50_ms, p99_ms, errors}'
+"$BIN/webhook-load" --target "$PUBLIC_URL" --templates "$W/templates.jsonl" --pool "$OPEN_POOL" --duration 6 \
+  --warmup 1 --label open --rate 1000 \
+  | jq -c '{phase: "open 1000/s", throughput_rps, p50_ms, p99_ms, p999_ms, errors, repeated}'
+"$BIN/webhook-load" --target "$PUBLIC_URL" --templates "$W/templates.jsonl" --pool "$CLOSED_POOL" --duration 5 \
+  --warmup 1 --label closed --connections 32 \
+  | jq -c '{phase: "closed 32", throughput_rps, p50_ms, p99_ms, errors, repeated}'

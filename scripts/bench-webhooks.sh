@@ -7,8 +7,10 @@
 # For each database (a SQLite file; PostgreSQL in a fresh database on $PG_ADMIN_URL, skipped
 # with a message when it cannot be reached), it:
 #   1. seeds BASE_NUMBERS numbers over ORGS organizations × CONNECTIONS_PER_ORG Twilio
-#      connections (bins/telephony-seed, bulk inserts) and writes signed voice webhooks, a new
-#      call each, over every seeded number;
+#      connections (bins/telephony-seed, bulk inserts) and writes voice-webhook templates, one
+#      per seeded number; every load phase below (bins/webhook-load) first signs, untimed, a
+#      pool of requests from them, each a new call (a CallSid unique to the run), enough for
+#      the phase (OPEN_POOL, CLOSED_POOL), the reference's phases the same as the gateway's;
 #   2. starts the gateway (release) and records its idle resident set;
 #   3. walks a LISTING-number carrier account (the carrier emulator) page by page through
 #      GET /v1/carriers/{id}/available-numbers and records the gateway's peak resident set;
@@ -18,12 +20,16 @@
 #   6. seeds up to SCALE numbers, restarts the gateway and repeats the RATE run, calling as many
 #      numbers as the base run (BASE_NUMBERS, spread over all SCALE): p50 ratio, only the size
 #      of the registry differs; then once more with every call to a number not called before
-#      (no route cached): p50_scale_all ratio.
+#      (no route cached; OPEN_POOL templates, spread over all SCALE): p50_scale_all ratio.
 # Results: a summary table on stdout, target/bench/<database>.json and target/bench/machine.json.
+# Each phase's summary has "repeated": requests sent again because the phase outgrew its pool
+# (0 when every request was a new call); <database>.json gathers them under "repeated", and the
+# stdout summary names any phase where it is not 0.
 #
 # Settings (environment): DURATION (s, default 10), WARMUP (s, 2), RATE (1000), CONNECTIONS
 # (32), BASE_NUMBERS (1000), SCALE (1000000), ORGS (1000), CONNECTIONS_PER_ORG (2), LISTING
 # (10000), DATABASES ("sqlite postgres"), PG_ADMIN_URL (postgres://postgres@127.0.0.1:5432/postgres),
+# CLOSED_POOL (distinct requests per closed-loop run, default 130000 × (DURATION + WARMUP)),
 # RUST_LOG for the gateway (default: its own, info), SKIP_BUILD=1 to reuse the release binaries.
 set -euo pipefail
 
@@ -105,17 +111,17 @@ wait_http() {
   say "$1 did not answer"; return 1
 }
 
-load() { # load LABEL TARGET REQUESTS [extra webhook-load flags...]
-  local label=$1 target=$2 requests=$3; shift 3
-  "$BIN/webhook-load" --target "$target" --requests "$requests" --duration "$DURATION" \
-    --warmup "$WARMUP" --label "$label" "$@"
+load() { # load LABEL TARGET TEMPLATES POOL [extra webhook-load flags...]
+  local label=$1 target=$2 templates=$3 pool=$4; shift 4
+  "$BIN/webhook-load" --target "$target" --templates "$templates" --pool "$pool" \
+    --duration "$DURATION" --warmup "$WARMUP" --label "$label" "$@"
 }
 
-seed() { # seed DB_URL NUMBERS REQUESTS_OUT COUNT [CALLED_NUMBERS]
+seed() { # seed DB_URL NUMBERS TEMPLATES_OUT [CALLED_NUMBERS]
   "$BIN/telephony-seed" --database-url "$1" --master-key-file "$WORK/master.key" \
     --public-url "$PUBLIC_URL" --manifest "$WORK/manifest.json" --orgs "$ORGS" \
-    --connections-per-org "$CONNECTIONS_PER_ORG" --numbers "$2" --requests-out "$3" --requests "$4" \
-    ${5:+--called-numbers "$5"}
+    --connections-per-org "$CONNECTIONS_PER_ORG" --numbers "$2" --templates-out "$3" \
+    ${4:+--called-numbers "$4"}
 }
 
 gateway_pid=""
@@ -133,9 +139,10 @@ stop_gateway() {
   wait "$gateway_pid" 2>/dev/null || true
 }
 
-# Requests in a file: enough for the longest phase, each a new call.
-requests_for_rate=$(( RATE * (DURATION + WARMUP) + RATE ))
-requests_for_closed=${CLOSED_REQUESTS:-$(( 8000 * (DURATION + WARMUP) ))}
+# Distinct requests (calls) webhook-load signs for each run: enough for the phase (warm-up and
+# measured), so none is sent twice.
+OPEN_POOL=$(( RATE * (DURATION + WARMUP) + RATE ))
+CLOSED_POOL=${CLOSED_POOL:-$(( 130000 * (DURATION + WARMUP) ))}
 
 # --- the shared reference server and carrier emulator ---------------------------------------
 "$BIN/twiml-reference" "$REFERENCE_ADDR" 2>>"$WORK/reference.log" &
@@ -162,11 +169,10 @@ bench_database() { # bench_database NAME DB_URL
     TELEPHONY_AGENT_TOKEN_KEY_FILE="$WORK/agent.key" "$BIN/telephony-gateway" keys init >/dev/null
   local t0 t1
   t0=$(date +%s.%N)
-  seed "$url" "$BASE_NUMBERS" "$WORK/open.jsonl" "$requests_for_rate"
+  seed "$url" "$BASE_NUMBERS" "$WORK/base.jsonl"
   t1=$(date +%s.%N)
   local seed_base_s
   seed_base_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')
-  seed "$url" "$BASE_NUMBERS" "$WORK/closed.jsonl" "$requests_for_closed"
   # The seed's writes reach the disk before anything is measured: the kernel's write-back of
   # them would otherwise compete with the gateway's commits.
   sync
@@ -210,23 +216,24 @@ bench_database() { # bench_database NAME DB_URL
   echo 0 >"$WORK/load-rss"
   sample_rss "$gateway_pid" "$WORK/load-rss" &
   sampler=$!
-  load "$name gateway open $BASE_NUMBERS" "$PUBLIC_URL" "$WORK/open.jsonl" --rate "$RATE" >"$WORK/gw-open.json"
+  load "$name gateway open $BASE_NUMBERS" "$PUBLIC_URL" "$WORK/base.jsonl" "$OPEN_POOL" --rate "$RATE" >"$WORK/gw-open.json"
   kill "$sampler" 2>/dev/null || true; wait "$sampler" 2>/dev/null || true
   local load_peak_kb load_hwm_kb
   load_peak_kb=$(cat "$WORK/load-rss")
   load_hwm_kb=$(rss_kb "$gateway_pid" VmHWM)
-  load "$name reference open" "http://$REFERENCE_ADDR" "$WORK/open.jsonl" --rate "$RATE" >"$WORK/ref-open.json"
+  load "$name reference open" "http://$REFERENCE_ADDR" "$WORK/base.jsonl" "$OPEN_POOL" --rate "$RATE" >"$WORK/ref-open.json"
 
   say "[$name] closed loop, $CONNECTIONS connections: gateway, then reference"
-  load "$name gateway closed" "$PUBLIC_URL" "$WORK/closed.jsonl" --connections "$CONNECTIONS" >"$WORK/gw-closed.json"
-  load "$name reference closed" "http://$REFERENCE_ADDR" "$WORK/closed.jsonl" --connections "$CONNECTIONS" >"$WORK/ref-closed.json"
+  load "$name gateway closed" "$PUBLIC_URL" "$WORK/base.jsonl" "$CLOSED_POOL" --connections "$CONNECTIONS" >"$WORK/gw-closed.json"
+  load "$name reference closed" "http://$REFERENCE_ADDR" "$WORK/base.jsonl" "$CLOSED_POOL" --connections "$CONNECTIONS" >"$WORK/ref-closed.json"
   stop_gateway
 
   say "[$name] seeding up to $SCALE numbers"
   t0=$(date +%s.%N)
-  seed "$url" "$SCALE" "$WORK/open-scale.jsonl" "$requests_for_rate" "$BASE_NUMBERS"
+  seed "$url" "$SCALE" "$WORK/scale.jsonl" "$BASE_NUMBERS"
   t1=$(date +%s.%N)
-  seed "$url" "$SCALE" "$WORK/open-scale-all.jsonl" "$requests_for_rate"
+  # One template per request of the run: every call to a different number, spread over all.
+  seed "$url" "$SCALE" "$WORK/scale-all.jsonl" "$OPEN_POOL"
   local seed_scale_s
   seed_scale_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')
   sync
@@ -235,14 +242,14 @@ bench_database() { # bench_database NAME DB_URL
   local idle_scale_kb
   idle_scale_kb=$(rss_kb "$gateway_pid" VmRSS)
   say "[$name] open loop at $RATE/s with $SCALE numbers, calls to $BASE_NUMBERS of them (as in the base run)"
-  load "$name gateway open $SCALE" "$PUBLIC_URL" "$WORK/open-scale.jsonl" --rate "$RATE" >"$WORK/gw-open-scale.json"
+  load "$name gateway open $SCALE" "$PUBLIC_URL" "$WORK/scale.jsonl" "$OPEN_POOL" --rate "$RATE" >"$WORK/gw-open-scale.json"
   say "[$name] open loop at $RATE/s with $SCALE numbers, each call to a number not called before"
-  load "$name gateway open $SCALE all" "$PUBLIC_URL" "$WORK/open-scale-all.jsonl" --rate "$RATE" >"$WORK/gw-open-scale-all.json"
+  load "$name gateway open $SCALE all" "$PUBLIC_URL" "$WORK/scale-all.jsonl" "$OPEN_POOL" --rate "$RATE" >"$WORK/gw-open-scale-all.json"
   stop_gateway
 
   jq -n \
     --arg database "$name" \
-    --argjson settings "{\"duration_s\": $DURATION, \"warmup_s\": $WARMUP, \"rate\": $RATE, \"connections\": $CONNECTIONS, \"orgs\": $ORGS, \"connections_per_org\": $CONNECTIONS_PER_ORG, \"base_numbers\": $BASE_NUMBERS, \"scale_numbers\": $SCALE, \"listing_numbers\": $LISTING}" \
+    --argjson settings "{\"duration_s\": $DURATION, \"warmup_s\": $WARMUP, \"rate\": $RATE, \"connections\": $CONNECTIONS, \"orgs\": $ORGS, \"connections_per_org\": $CONNECTIONS_PER_ORG, \"base_numbers\": $BASE_NUMBERS, \"scale_numbers\": $SCALE, \"listing_numbers\": $LISTING, \"open_pool\": $OPEN_POOL, \"closed_pool\": $CLOSED_POOL}" \
     --slurpfile gw_open "$WORK/gw-open.json" --slurpfile ref_open "$WORK/ref-open.json" \
     --slurpfile gw_closed "$WORK/gw-closed.json" --slurpfile ref_closed "$WORK/ref-closed.json" \
     --slurpfile gw_open_scale "$WORK/gw-open-scale.json" \
@@ -257,6 +264,10 @@ bench_database() { # bench_database NAME DB_URL
       gateway_closed: $gw_closed[0], reference_closed: $ref_closed[0],
       gateway_open_scale: $gw_open_scale[0],
       gateway_open_scale_all: $gw_open_scale_all[0],
+      repeated: {gateway_open: $gw_open[0].repeated, reference_open: $ref_open[0].repeated,
+                 gateway_closed: $gw_closed[0].repeated, reference_closed: $ref_closed[0].repeated,
+                 gateway_open_scale: $gw_open_scale[0].repeated,
+                 gateway_open_scale_all: $gw_open_scale_all[0].repeated},
       throughput_ratio: ($gw_closed[0].throughput_rps / $ref_closed[0].throughput_rps),
       p50_ratio_scale: ($gw_open_scale[0].p50_ms / $gw_open[0].p50_ms),
       p50_ratio_scale_all: ($gw_open_scale_all[0].p50_ms / $gw_open[0].p50_ms),
@@ -314,6 +325,11 @@ for db in "${ran[@]}"; do
   jq -r --arg db "$db" '[$db, .throughput_ratio, .p50_ratio_scale, .p50_ratio_scale_all, .rss_kib.idle / 1024, ([.rss_kib.load_sampled_peak, .rss_kib.load_hwm] | max) / 1024,
       .rss_kib.listing_hwm / 1024, .seeding_s.base, .seeding_s.to_scale] | @tsv' "$OUT/$db.json" \
     | awk -F'\t' '{ printf "%-9s %14.3f %14.3f %14.3f %10.1f %10.1f %12.1f %12s %14s\n", $1, $2, $3, $4, $5, $6, $7, $8, $9 }'
+done
+for db in "${ran[@]}"; do
+  jq -r --arg db "$db" '.repeated | to_entries[] | select(.value != 0)
+    | "\($db) \(.key): \(.value) requests sent again (the phase outgrew its pool; CLOSED_POOL sets the closed loop pool)"' \
+    "$OUT/$db.json"
 done
 echo
 echo "targets: throughput_x >= 0.5, p99 < 2 ms at 1,000/s, p50_scale_x <= 1.2; results in $OUT/"

@@ -1,5 +1,6 @@
 //! `telephony-seed`: fills a gateway database for the webhook benchmark
-//! (`scripts/bench-webhooks.sh`), and writes the signed voice webhooks `webhook-load` replays.
+//! (`scripts/bench-webhooks.sh`), and writes the voice-webhook templates `webhook-load` turns
+//! into signed requests.
 //!
 //! It creates `--orgs` organizations, each with `--connections-per-org` Twilio connections and
 //! one agent (a media stream), then numbers `+12000000000`, `+12000000001`, ... spread round
@@ -11,14 +12,26 @@
 //! token derived from `k` (see [`auth_token`]), so the requests can be signed without reading the
 //! database. Never point it at a production database.
 //!
-//! The requests file has one JSON object a line, `{"path", "body", "headers"}`: an incoming-call
-//! webhook (15 parameters, as Twilio sends them) for a number spread evenly over the seeded ones,
-//! with a CallSid unique to the run, signed with `X-Twilio-Signature` over `--public-url`.
+//! The templates file (`--templates-out`) has one JSON object a line, one per called number:
+//! `{"path": "/webhooks/twilio/voice", "url": "<--public-url + path, the URL signed over>",
+//! "params": [["AccountSid", "AC..."], ["ApiVersion", "2010-04-01"], ...], "token": "..."}`:
+//! an incoming-call webhook as Twilio sends it (15 parameters, sorted by name) without its
+//! `CallSid`, and the auth token of the number's connection. `webhook-load` adds a CallSid
+//! unique to its run to each request and signs it (`X-Twilio-Signature`). The tokens are the
+//! benchmark credentials above, generated here, never real ones; the file is a benchmark
+//! artifact, not a secret store.
+//!
+//! The called numbers (`--called-numbers`, default every seeded number) are spread evenly over
+//! the seeded ones, and the lines follow them in order, so consecutive requests are on
+//! consecutive called numbers (on different connections and organizations). `webhook-load`
+//! uses the lines round robin and needs only its pool's first lines: for a run in which every
+//! call is to a different number spread over the whole registry, set `--called-numbers` to the
+//! pool size.
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use anyhow::Context;
 use clap::Parser;
@@ -60,15 +73,14 @@ struct Args {
     /// How many numbers the database should hold after this run.
     #[arg(long, default_value_t = 1_000)]
     numbers: u64,
-    /// Where to write the signed requests (JSON lines); none when absent.
+    /// Where to write the webhook templates (JSON lines, one per called number; benchmark
+    /// credentials only); none when absent.
     #[arg(long)]
-    requests_out: Option<PathBuf>,
-    /// How many signed requests to write, each a new call.
-    #[arg(long, default_value_t = 50_000)]
-    requests: u64,
-    /// How many of the seeded numbers the requests call, evenly spaced over all of them
-    /// (default: every one). A scale run calls as many numbers as the base run, so only the
-    /// size of the registry differs.
+    templates_out: Option<PathBuf>,
+    /// How many of the seeded numbers the templates call (one template each), evenly spaced
+    /// over all of them (default: every one). A scale run calls as many numbers as the base
+    /// run, so only the size of the registry differs; set it to webhook-load's `--pool` for a
+    /// run whose every call is to a different number.
     #[arg(long)]
     called_numbers: Option<u64>,
 }
@@ -247,20 +259,22 @@ async fn seed_numbers(
     Ok(())
 }
 
+/// One line of the templates file: an incoming-call webhook without its `CallSid`.
 #[derive(Debug, Serialize)]
-struct Prepared<'a> {
+struct Template<'a> {
     path: &'a str,
-    body: String,
-    headers: [(&'static str, String); 1],
+    /// The public URL Twilio would request, which the signature covers.
+    url: &'a str,
+    /// Every form parameter but `CallSid`, sorted by name as Twilio sends them.
+    params: [(&'static str, String); 14],
+    /// The benchmark auth token of the number's connection (see [`auth_token`]).
+    token: &'a str,
 }
 
-fn write_requests(manifest: &Manifest, args: &Args, out: &PathBuf) -> anyhow::Result<()> {
+fn write_templates(manifest: &Manifest, args: &Args, out: &PathBuf) -> anyhow::Result<()> {
     anyhow::ensure!(manifest.numbers > 0, "no numbers seeded");
     let path = "/webhooks/twilio/voice";
     let url = format!("{}{path}", args.public_url.trim_end_matches('/'));
-    let run = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros());
     let called = args
         .called_numbers
         .unwrap_or(manifest.numbers)
@@ -268,49 +282,40 @@ fn write_requests(manifest: &Manifest, args: &Args, out: &PathBuf) -> anyhow::Re
     let spacing = manifest.numbers / called;
     let file = std::fs::File::create(out).with_context(|| format!("creating {}", out.display()))?;
     let mut writer = std::io::BufWriter::new(file);
-    for j in 0..args.requests {
-        // Spread evenly over the called numbers, which are spread evenly over every seeded
-        // number; consecutive requests on consecutive called numbers (so on different
-        // connections and organizations).
-        let step = (called / args.requests.max(1)).max(1);
-        let i = (j.wrapping_mul(step) % called) * spacing;
+    for c in 0..called {
+        let i = c * spacing;
         let (_, k) = manifest.owner_of(i);
         let to = e164(i);
-        let from = format!("+1415555{:04}", j % 10_000);
-        let sid = account_sid(k);
-        let params: Vec<(&str, String)> = vec![
-            ("AccountSid", sid),
-            ("ApiVersion", "2010-04-01".to_owned()),
-            (
-                "CallSid",
-                format!("CA{:020x}{j:012x}", run & ((1 << 80) - 1)),
-            ),
-            ("CallStatus", "ringing".to_owned()),
-            ("Called", to.clone()),
-            ("CalledCountry", "US".to_owned()),
-            ("CalledState", "CA".to_owned()),
-            ("Caller", from.clone()),
-            ("CallerCountry", "US".to_owned()),
-            ("Direction", "inbound".to_owned()),
-            ("From", from),
-            ("FromCity", "SAN FRANCISCO".to_owned()),
-            ("FromCountry", "US".to_owned()),
-            ("To", to),
-            ("ToCountry", "US".to_owned()),
-        ];
-        let signature = telephony_webhook::twilio::sign(&url, &params, &auth_token(k));
-        let line = Prepared {
+        let from = format!("+1415555{:04}", c % 10_000);
+        let token = auth_token(k);
+        let line = Template {
             path,
-            body: serde_urlencoded::to_string(&params)?,
-            headers: [("X-Twilio-Signature", signature)],
+            url: &url,
+            // CallSid, which webhook-load adds, goes between ApiVersion and CallStatus.
+            params: [
+                ("AccountSid", account_sid(k)),
+                ("ApiVersion", "2010-04-01".to_owned()),
+                ("CallStatus", "ringing".to_owned()),
+                ("Called", to.clone()),
+                ("CalledCountry", "US".to_owned()),
+                ("CalledState", "CA".to_owned()),
+                ("Caller", from.clone()),
+                ("CallerCountry", "US".to_owned()),
+                ("Direction", "inbound".to_owned()),
+                ("From", from),
+                ("FromCity", "SAN FRANCISCO".to_owned()),
+                ("FromCountry", "US".to_owned()),
+                ("To", to),
+                ("ToCountry", "US".to_owned()),
+            ],
+            token: token.expose(),
         };
         serde_json::to_writer(&mut writer, &line)?;
         writer.write_all(b"\n")?;
     }
     writer.flush()?;
     say(format!(
-        "wrote {} signed requests to {}",
-        args.requests,
+        "wrote {called} webhook templates (one per called number) to {}",
         out.display()
     ));
     Ok(())
@@ -334,8 +339,8 @@ fn main() -> anyhow::Result<()> {
             Err(e) => return Err(e).context(format!("reading {}", args.manifest.display())),
         };
         seed_numbers(&registry, &mut manifest, &args).await?;
-        if let Some(out) = &args.requests_out {
-            write_requests(&manifest, &args, out)?;
+        if let Some(out) = &args.templates_out {
+            write_templates(&manifest, &args, out)?;
         }
         Ok(())
     })

@@ -1,4 +1,4 @@
-//! `webhook-load`: replays prepared, signed carrier webhooks against a server and reports
+//! `webhook-load`: sends signed carrier webhooks, each a new call, at a server and reports
 //! throughput and latency percentiles.
 //!
 //! Two modes:
@@ -8,34 +8,61 @@
 //!   send is reported apart as `max_lag_ms`.
 //! - no `--rate`: closed loop at full speed with `--connections` workers, for throughput.
 //!
-//! The requests come from a JSON-lines file, one object a line:
-//! `{"path": "/webhooks/twilio/voice", "body": "AccountSid=...", "headers": [["X-Twilio-Signature", "..."]]}`,
-//! used round robin. The summary is printed as one JSON object on stdout.
+//! The requests are made from templates, a JSON-lines file (`telephony-seed --templates-out`),
+//! one object a line: `{"path": "/webhooks/twilio/voice", "url": "https://public.example/webhooks/twilio/voice",
+//! "params": [["AccountSid", "AC..."], ...], "token": "..."}`: a Twilio webhook's form
+//! parameters without `CallSid`, the public URL its signature covers and the (benchmark) auth
+//! token that signs it.
+//!
+//! Before any phase, and not timed, `--pool` requests are generated, round robin over the
+//! templates (request `n` from template `n % templates`): each gets a `CallSid` unique to the
+//! run (`CA` + a random 64-bit prefix drawn per run + `n`, 32 hex digits), placed among the
+//! parameters in name order as Twilio sends them, and an `X-Twilio-Signature` over the URL and
+//! every parameter. All bodies are kept in one buffer, so a send copies nothing. The warm-up and
+//! the measured phase draw from the pool in turn; a run that needs more requests than the pool
+//! holds starts over from its first, and the summary's `repeated` counts the measured phase's
+//! requests sent again that way (0 when every one was a new call).
+//!
+//! The summary is printed as one JSON object on stdout.
 
+use std::collections::HashMap;
+use std::io::BufRead;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use bytes::Bytes;
 use clap::Parser;
 use hdrhistogram::Histogram;
+use http::header::{CONTENT_TYPE, HeaderName, HeaderValue};
+use http::{Method, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde::{Deserialize, Serialize};
+use telephony_vault::SecretString;
+
+/// The signature header, as `telephony_webhook::twilio::SIGNATURE_HEADER` in lower case.
+const SIGNATURE: HeaderName = HeaderName::from_static("x-twilio-signature");
+/// Closed loop's default pool: requests per second of run (warm-up and measured).
+const CLOSED_POOL_PER_SECOND: u64 = 150_000;
 
 #[derive(Debug, Parser)]
-#[command(about = "Replay signed carrier webhooks and report latency percentiles")]
+#[command(about = "Send signed carrier webhooks, each a new call, and report latency percentiles")]
 struct Args {
     /// Base URL of the server, e.g. http://127.0.0.1:8080
     #[arg(long)]
     target: String,
-    /// JSON-lines file of prepared requests.
+    /// JSON-lines file of webhook templates (`telephony-seed --templates-out`).
     #[arg(long)]
-    requests: PathBuf,
+    templates: PathBuf,
+    /// How many distinct signed requests (calls) to generate before the run. Default: open loop
+    /// rate × (warmup + duration) × 1.05 + 1000; closed loop 150,000 × (warmup + duration).
+    #[arg(long)]
+    pool: Option<u64>,
     /// Requests per second (open loop). Without it, closed loop at full speed.
     #[arg(long)]
     rate: Option<u64>,
@@ -53,12 +80,201 @@ struct Args {
     label: String,
 }
 
+impl Args {
+    fn pool_size(&self) -> u64 {
+        let seconds = self.warmup + self.duration;
+        self.pool.unwrap_or_else(|| match self.rate {
+            // Rounded up; the open loop sends rate × seconds requests, plus one per phase.
+            Some(rate) => (rate as f64 * seconds as f64 * 1.05).ceil() as u64 + 1_000,
+            None => CLOSED_POOL_PER_SECOND * seconds,
+        })
+    }
+}
+
+/// One line of the templates file.
 #[derive(Debug, Deserialize)]
-struct Prepared {
+struct TemplateLine {
     path: String,
-    body: String,
-    #[serde(default)]
-    headers: Vec<(String, String)>,
+    url: String,
+    params: Vec<(String, String)>,
+    token: String,
+}
+
+/// A template ready to be signed: its parameters and its body around the `CallSid`.
+#[derive(Debug)]
+struct Template {
+    /// Index of its URI (target + path) in [`Pool::uris`].
+    uri: u32,
+    url: String,
+    params: Vec<(String, String)>,
+    /// Where `CallSid` goes in `params`.
+    call_sid_at: usize,
+    token: SecretString,
+    /// The encoded parameters before `CallSid`, and `&`; empty when there are none.
+    head: String,
+    /// `&` and the encoded parameters after `CallSid`; empty when there are none.
+    tail: String,
+}
+
+/// `CallSid=` + `CA` + 32 hex digits.
+const CALL_SID_FIELD_LEN: usize = "CallSid=".len() + 34;
+
+impl Template {
+    fn new(line: TemplateLine, uri: u32) -> anyhow::Result<Self> {
+        anyhow::ensure!(
+            line.params.iter().all(|(name, _)| name != "CallSid"),
+            "a template has a CallSid: webhook-load gives every request its own"
+        );
+        // Twilio sends the parameters sorted by name: CallSid goes before the first name after it.
+        let call_sid_at = line
+            .params
+            .iter()
+            .position(|(name, _)| name.as_str() > "CallSid")
+            .unwrap_or(line.params.len());
+        let (before, after) = line.params.split_at(call_sid_at);
+        let mut head = serde_urlencoded::to_string(before)?;
+        if !head.is_empty() {
+            head.push('&');
+        }
+        let mut tail = serde_urlencoded::to_string(after)?;
+        if !tail.is_empty() {
+            tail.insert(0, '&');
+        }
+        Ok(Self {
+            uri,
+            url: line.url,
+            params: line.params,
+            call_sid_at,
+            token: SecretString::new(line.token),
+            head,
+            tail,
+        })
+    }
+
+    fn body_len(&self) -> usize {
+        self.head.len() + CALL_SID_FIELD_LEN + self.tail.len()
+    }
+}
+
+/// One pre-generated request.
+#[derive(Debug)]
+struct Pooled {
+    /// Index of its URI in [`Pool::uris`] (templates with the same path share one).
+    uri: u32,
+    /// Its body: `Pool::bodies[start..end]`.
+    start: u32,
+    end: u32,
+    /// Its `X-Twilio-Signature` (a slice of one shared buffer).
+    signature: HeaderValue,
+}
+
+/// The pre-generated requests: every body in one buffer.
+#[derive(Debug)]
+struct Pool {
+    bodies: Bytes,
+    uris: Vec<Uri>,
+    requests: Vec<Pooled>,
+    /// How many templates it was made from.
+    templates: usize,
+    /// Bytes held: bodies, signatures and the request table.
+    bytes: usize,
+}
+
+impl Pool {
+    /// Reads up to `size` templates (more would never be used) and generates `size` signed
+    /// requests round robin over them.
+    fn generate(path: &PathBuf, target: &str, size: u64) -> anyhow::Result<Self> {
+        anyhow::ensure!(size > 0, "--pool must be positive");
+        let size = usize::try_from(size).context("--pool is too large")?;
+        let file =
+            std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
+        let mut uris = Vec::new();
+        let mut uri_of_path: HashMap<String, u32> = HashMap::new();
+        let mut templates = Vec::new();
+        for (number, line) in std::io::BufReader::new(file).lines().enumerate() {
+            if templates.len() == size {
+                break;
+            }
+            let line = line.with_context(|| format!("reading {}", path.display()))?;
+            if line.trim().is_empty() {
+                continue;
+            }
+            let parsed: TemplateLine = serde_json::from_str(&line)
+                .with_context(|| format!("{} line {}", path.display(), number + 1))?;
+            let uri = match uri_of_path.get(&parsed.path) {
+                Some(&uri) => uri,
+                None => {
+                    let uri = u32::try_from(uris.len())?;
+                    uris.push(
+                        format!("{target}{}", parsed.path)
+                            .parse::<Uri>()
+                            .with_context(|| format!("the URL of {}", parsed.path))?,
+                    );
+                    uri_of_path.insert(parsed.path.clone(), uri);
+                    uri
+                }
+            };
+            templates.push(
+                Template::new(parsed, uri)
+                    .with_context(|| format!("{} line {}", path.display(), number + 1))?,
+            );
+        }
+        anyhow::ensure!(!templates.is_empty(), "the templates file is empty");
+
+        let body_bytes: usize = (0..size)
+            .map(|n| templates[n % templates.len()].body_len())
+            .sum();
+        anyhow::ensure!(
+            u32::try_from(body_bytes).is_ok(),
+            "a pool of {size} requests needs {body_bytes} bytes of bodies, more than 4 GiB"
+        );
+        let prefix: u64 = rand::random();
+        let mut bodies = Vec::with_capacity(body_bytes);
+        // base64 of a 20-byte HMAC-SHA1.
+        let mut signatures = Vec::with_capacity(size * 28);
+        let mut signature_ends = Vec::with_capacity(size);
+        let mut requests = Vec::with_capacity(size);
+        for n in 0..size {
+            let template = &templates[n % templates.len()];
+            let call_sid = format!("CA{prefix:016x}{:016x}", n as u64);
+            let mut params: Vec<(&str, &str)> = Vec::with_capacity(template.params.len() + 1);
+            let (before, after) = template.params.split_at(template.call_sid_at);
+            params.extend(before.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+            params.push(("CallSid", call_sid.as_str()));
+            params.extend(after.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+            let signature =
+                telephony_webhook::twilio::sign(&template.url, &params, &template.token);
+            signatures.extend_from_slice(signature.as_bytes());
+            signature_ends.push(signatures.len());
+
+            let start = bodies.len();
+            bodies.extend_from_slice(template.head.as_bytes());
+            bodies.extend_from_slice(b"CallSid=");
+            bodies.extend_from_slice(call_sid.as_bytes());
+            bodies.extend_from_slice(template.tail.as_bytes());
+            requests.push(Pooled {
+                uri: template.uri,
+                // Below 4 GiB, checked above.
+                start: start as u32,
+                end: bodies.len() as u32,
+                signature: HeaderValue::from_static(""),
+            });
+        }
+        let signatures = Bytes::from(signatures);
+        let mut from = 0;
+        for (request, end) in requests.iter_mut().zip(signature_ends) {
+            request.signature = HeaderValue::from_maybe_shared(signatures.slice(from..end))?;
+            from = end;
+        }
+        let bytes = bodies.len() + signatures.len() + requests.len() * size_of::<Pooled>();
+        Ok(Self {
+            bodies: Bytes::from(bodies),
+            uris,
+            requests,
+            templates: templates.len(),
+            bytes,
+        })
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -76,29 +292,37 @@ struct Summary {
     p999_ms: f64,
     max_ms: f64,
     max_lag_ms: f64,
+    /// Distinct requests (calls) generated before the run.
+    pool: u64,
+    /// Requests of the measured phase that were sent before (the run outgrew the pool).
+    repeated: u64,
 }
 
 struct Shared {
     client: Client<HttpConnector, Full<Bytes>>,
-    target: String,
-    requests: Vec<Prepared>,
-    next: AtomicUsize,
+    pool: Pool,
+    next: AtomicU64,
     ok: AtomicU64,
     errors: AtomicU64,
 }
 
 impl Shared {
     async fn send_one(&self) -> bool {
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.requests.len();
-        let prepared = &self.requests[i];
-        let mut builder = http::Request::post(format!("{}{}", self.target, prepared.path))
-            .header("content-type", "application/x-www-form-urlencoded");
-        for (name, value) in &prepared.headers {
-            builder = builder.header(name, value);
-        }
-        let Ok(request) = builder.body(Full::new(Bytes::from(prepared.body.clone()))) else {
-            return false;
-        };
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        let pooled = &self.pool.requests[(n % self.pool.requests.len() as u64) as usize];
+        let body = self
+            .pool
+            .bodies
+            .slice(pooled.start as usize..pooled.end as usize);
+        let mut request = http::Request::new(Full::new(body));
+        *request.method_mut() = Method::POST;
+        *request.uri_mut() = self.pool.uris[pooled.uri as usize].clone();
+        let headers = request.headers_mut();
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/x-www-form-urlencoded"),
+        );
+        headers.insert(SIGNATURE, pooled.signature.clone());
         match self.client.request(request).await {
             Ok(response) => {
                 let success = response.status().is_success();
@@ -118,22 +342,25 @@ impl Shared {
     }
 }
 
+#[allow(clippy::print_stderr)]
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let text = std::fs::read_to_string(&args.requests)
-        .with_context(|| format!("reading {}", args.requests.display()))?;
-    let requests = text
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(serde_json::from_str::<Prepared>)
-        .collect::<Result<Vec<_>, _>>()
-        .context("parsing the requests file")?;
-    anyhow::ensure!(!requests.is_empty(), "the requests file is empty");
+    anyhow::ensure!(args.rate != Some(0), "--rate must be positive");
+    let target = args.target.trim_end_matches('/').to_owned();
+    let generating = Instant::now();
+    let pool = Pool::generate(&args.templates, &target, args.pool_size())?;
+    eprintln!(
+        "webhook-load: pool of {} signed requests over {} templates generated in {:.2}s ({:.0} MiB)",
+        pool.requests.len(),
+        pool.templates,
+        generating.elapsed().as_secs_f64(),
+        pool.bytes as f64 / (1024.0 * 1024.0)
+    );
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let summary = runtime.block_on(run(args, requests))?;
+    let summary = runtime.block_on(run(args, pool))?;
     #[allow(clippy::print_stdout)]
     {
         println!("{}", serde_json::to_string(&summary)?);
@@ -141,17 +368,17 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn run(args: Args, requests: Vec<Prepared>) -> anyhow::Result<Summary> {
+async fn run(args: Args, pool: Pool) -> anyhow::Result<Summary> {
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
     let client = Client::builder(TokioExecutor::new())
         .pool_max_idle_per_host(args.connections.max(64))
         .build(connector);
+    let pool_size = pool.requests.len() as u64;
     let shared = Arc::new(Shared {
         client,
-        target: args.target.trim_end_matches('/').to_owned(),
-        requests,
-        next: AtomicUsize::new(0),
+        pool,
+        next: AtomicU64::new(0),
         ok: AtomicU64::new(0),
         errors: AtomicU64::new(0),
     });
@@ -162,7 +389,10 @@ async fn run(args: Args, requests: Vec<Prepared>) -> anyhow::Result<Summary> {
         shared.errors.store(0, Ordering::Relaxed);
     }
     let measured = Duration::from_secs(args.duration);
+    let first = shared.next.load(Ordering::Relaxed);
     let (histogram, elapsed, max_lag) = phase(&shared, &args, measured).await?;
+    // Every send of the phase has been answered: `next` is one past its last request.
+    let last = shared.next.load(Ordering::Relaxed);
 
     let ok = shared.ok.load(Ordering::Relaxed);
     let errors = shared.errors.load(Ordering::Relaxed);
@@ -185,6 +415,8 @@ async fn run(args: Args, requests: Vec<Prepared>) -> anyhow::Result<Summary> {
         p999_ms: ms(0.999),
         max_ms: histogram.max() as f64 / 1000.0,
         max_lag_ms: max_lag.as_secs_f64() * 1000.0,
+        pool: pool_size,
+        repeated: last.saturating_sub(first.max(pool_size)),
     })
 }
 
@@ -202,7 +434,6 @@ async fn phase(
     let mut max_lag = Duration::ZERO;
     match args.rate {
         Some(rate) => {
-            anyhow::ensure!(rate > 0, "--rate must be positive");
             let interval = Duration::from_secs_f64(1.0 / rate as f64);
             let mut due = started;
             let mut tasks = Vec::new();
@@ -254,4 +485,85 @@ fn micros(latency: Duration) -> u64 {
     u64::try_from(latency.as_micros())
         .unwrap_or(u64::MAX)
         .max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_request_is_a_new_signed_call_round_robin_over_the_templates() -> anyhow::Result<()> {
+        let dir = std::env::temp_dir().join(format!("webhook-load-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let file = dir.join("templates.jsonl");
+        let line = |to: &str, token: &str| {
+            serde_json::json!({
+                "path": "/webhooks/twilio/voice",
+                "url": "https://gw.example/webhooks/twilio/voice",
+                "params": [["AccountSid", "AC01"], ["ApiVersion", "2010-04-01"],
+                           ["CallStatus", "ringing"], ["From", "+14155550000"], ["To", to]],
+                "token": token,
+            })
+            .to_string()
+        };
+        std::fs::write(
+            &file,
+            format!(
+                "{}\n\n{}\n",
+                line("+12000000000", "token-a"),
+                line("+12000000001", "token b")
+            ),
+        )?;
+        let pool = Pool::generate(&file, "http://127.0.0.1:1", 5)?;
+        std::fs::remove_dir_all(&dir)?;
+        assert_eq!(
+            (pool.requests.len(), pool.templates, pool.uris.len()),
+            (5, 2, 1)
+        );
+        assert_eq!(
+            pool.uris[0].to_string(),
+            "http://127.0.0.1:1/webhooks/twilio/voice"
+        );
+        let mut call_sids = std::collections::HashSet::new();
+        for (n, request) in pool.requests.iter().enumerate() {
+            let body = &pool.bodies[request.start as usize..request.end as usize];
+            let params: Vec<(String, String)> = serde_urlencoded::from_bytes(body)?;
+            let names: Vec<&str> = params.iter().map(|(k, _)| k.as_str()).collect();
+            assert_eq!(
+                names,
+                [
+                    "AccountSid",
+                    "ApiVersion",
+                    "CallSid",
+                    "CallStatus",
+                    "From",
+                    "To"
+                ]
+            );
+            let call_sid = &params[2].1;
+            assert!(
+                call_sid.starts_with("CA") && call_sid.len() == 34,
+                "{call_sid}"
+            );
+            assert!(
+                call_sid[2..]
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase())
+            );
+            assert!(call_sids.insert(call_sid.clone()));
+            let (to, token) = if n % 2 == 0 {
+                ("+12000000000", "token-a")
+            } else {
+                ("+12000000001", "token b")
+            };
+            assert_eq!(params[5].1, to);
+            telephony_webhook::twilio::verify(
+                "https://gw.example/webhooks/twilio/voice",
+                &params,
+                Some(request.signature.to_str()?),
+                &[&SecretString::new(token)],
+            )?;
+        }
+        Ok(())
+    }
 }
