@@ -127,7 +127,12 @@ impl Registry {
         active.target = Set(target.to_owned());
         active.fallback_number = Set(new.fallback_number);
         active.max_concurrent_calls = Set(limit);
-        agent_from_row(active.update(&self.db).await?)
+        let updated = agent_from_row(active.update(&self.db).await?)?;
+        if updated.max_concurrent_calls.is_some() {
+            self.count_calls_in_progress(org_id, crate::calls::CountedBy::Agent(agent_id))
+                .await?;
+        }
+        Ok(updated)
     }
 
     /// One agent of the organization.

@@ -4,16 +4,27 @@
 //! retried webhook may reach another instance.
 
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, sea_query::Expr,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Statement, TransactionTrait, Value,
+    sea_query::Expr,
 };
 use telephony_carrier::Provider;
 
 use crate::entity::{active_call, audit, call_record, idempotency, number};
 use crate::error::{RegistryError, Result};
 use crate::forwarding::forwarded_call;
+use crate::inbound_writer::CALL_RECORD_FINAL;
 use crate::model::{Admission, AuditEntry, CallAdmission, CallRecord, CallUpdate, Number};
 use crate::registry::{Registry, new_id, now};
+
+/// Whose calls in progress a new limit counts (see [`Registry::count_calls_in_progress`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum CountedBy<'a> {
+    /// The calls connected to this agent.
+    Agent(&'a str),
+    /// The calls on this number that reached an agent.
+    Number(&'a str),
+}
 
 pub(crate) fn record_from_row(row: call_record::Model) -> CallRecord {
     CallRecord {
@@ -113,6 +124,8 @@ impl Registry {
                     started_at: Set(at),
                     ended_at: Set(update.ended_at),
                     updated_at: Set(at),
+                    number_id: Set(None),
+                    agent_id: Set(None),
                 }
                 .insert(&self.db)
                 .await;
@@ -287,7 +300,83 @@ impl Registry {
         if updated.rows_affected == 0 {
             return Err(RegistryError::NotFound("number"));
         }
+        if limit.is_some() {
+            self.count_calls_in_progress(org_id, CountedBy::Number(number_id))
+                .await?;
+        }
         self.number(org_id, number_id).await
+    }
+
+    /// Counts, against a limit just set, the inbound calls in progress that were answered while
+    /// no limit applied to them (such a call is written as its record alone, with no active-call
+    /// row): the organization's calls connected to the agent, or to any agent on the number,
+    /// started within [`crate::RegistryConfig::max_call_age`] and not reported over. Changes
+    /// nothing for calls counted already. Returns how many calls it added.
+    ///
+    /// It runs after the limit is committed. A call written from then on sees the limit and is
+    /// counted by its own write. On PostgreSQL this waits for the writes of inbound calls in
+    /// flight (`LOCK TABLE call_records IN SHARE MODE`, held only while it counts, and holding
+    /// no row lock), which read the limit before it was committed: it then sees their records.
+    /// On SQLite, writes are one at a time anyway.
+    ///
+    /// # Errors
+    /// [`RegistryError::Database`].
+    pub(crate) async fn count_calls_in_progress(
+        &self,
+        org_id: &str,
+        by: CountedBy<'_>,
+    ) -> Result<u64> {
+        let backend = self.db.get_database_backend();
+        let p = |i: usize| match backend {
+            DbBackend::Postgres => format!("${i}"),
+            _ => format!("?{i}"),
+        };
+        let scope = match by {
+            CountedBy::Agent(_) => "agent_id",
+            CountedBy::Number(_) => "number_id",
+        };
+        let id = match by {
+            CountedBy::Agent(id) | CountedBy::Number(id) => id,
+        };
+        let finals = CALL_RECORD_FINAL
+            .iter()
+            .map(|status| format!("'{status}'"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "INSERT INTO active_calls \
+                 (provider, carrier_call_id, org_id, number_id, agent_id, started_at) \
+             SELECT provider, carrier_call_id, org_id, number_id, agent_id, started_at \
+             FROM call_records \
+             WHERE started_at >= {cutoff} AND org_id = {org} AND {scope} = {id} \
+               AND direction = 'inbound' AND agent_id IS NOT NULL AND number_id IS NOT NULL \
+               AND ended_at IS NULL AND status NOT IN ({finals}) \
+             ORDER BY provider, carrier_call_id \
+             ON CONFLICT DO NOTHING",
+            cutoff = p(1),
+            org = p(2),
+            id = p(3),
+        );
+        let statement = Statement::from_sql_and_values(
+            backend,
+            sql,
+            [
+                self.call_age_cutoff().into(),
+                Value::from(org_id),
+                Value::from(id),
+            ],
+        );
+        let added = if backend == DbBackend::Postgres {
+            let txn = self.db.begin().await?;
+            txn.execute_unprepared("LOCK TABLE call_records IN SHARE MODE")
+                .await?;
+            let added = txn.execute_raw(statement).await?;
+            txn.commit().await?;
+            added
+        } else {
+            self.db.execute_raw(statement).await?
+        };
+        Ok(added.rows_affected())
     }
 
     /// Admission control: counts the call against its number's and its agent's concurrency

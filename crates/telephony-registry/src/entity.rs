@@ -151,6 +151,12 @@ pub(crate) mod call_record {
         pub started_at: DateTimeUtc,
         pub ended_at: Option<DateTimeUtc>,
         pub updated_at: DateTimeUtc,
+        /// The number an inbound call called (unset on outbound calls and on records a status
+        /// callback created first).
+        pub number_id: Option<String>,
+        /// The agent an inbound call was connected to: unset when it reached no agent or was
+        /// refused at a limit.
+        pub agent_id: Option<String>,
     }
     no_relations!();
 }

@@ -39,19 +39,19 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Expr, ExprTrait, LockType, OnConflict, Order, Query};
+use sea_orm::sea_query::{Expr, ExprTrait, LockType, Order, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
-    QueryFilter, QuerySelect, TransactionTrait,
+    QueryFilter, TransactionTrait,
 };
 use telephony_carrier::Provider;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::entity::{active_call, agent, call_record, idempotency, number};
+use crate::entity::{active_call, agent, idempotency, number};
 use crate::error::{RegistryError, Result};
-use crate::forwarding::forwarded_call;
 use crate::inbound::InboundAnswer;
-use crate::model::{Admission, Direction};
+use crate::inbound_rows::{self, Row};
+use crate::model::Admission;
 use crate::registry::{new_id, now};
 
 /// The most calls written in one transaction. Its widest statement, the call records' insert,
@@ -98,7 +98,7 @@ pub(crate) const CALL_RECORD_FINAL: [&str; 5] =
 /// Statuses an inbound webhook's non-final status does not replace: the final ones and
 /// `in-progress`, which a status callback may have written before a late delivery of the
 /// webhook (whose status, `ringing`, is older news).
-const CALL_RECORD_ANSWERED: [&str; 6] = [
+pub(crate) const CALL_RECORD_ANSWERED: [&str; 6] = [
     "completed",
     "busy",
     "failed",
@@ -168,6 +168,9 @@ struct InFlight {
     written: tokio::sync::Notify,
     /// Notified by a read that waits for them: a lingering batch is written at once.
     wanted: tokio::sync::Notify,
+    /// Notified when a call that waits for its write is queued, or when a whole batch waits:
+    /// a lingering batch is written at once. Other calls do not wake the writer (see `linger`).
+    urgent: tokio::sync::Notify,
 }
 
 /// One call in [`InFlight`]; dropping it takes the call out.
@@ -229,6 +232,7 @@ impl InboundWriter {
             })
             .await
             .map_err(|_| writer_stopped())?;
+        self.in_flight.urgent.notify_one();
         answer.await.map_err(|_| writer_stopped())?
     }
 
@@ -249,13 +253,19 @@ impl InboundWriter {
                 in_flight: self.in_flight.clone(),
             }
         };
-        self.queue(context)
+        let queue = self.queue(context);
+        queue
             .send(Job {
                 call,
                 reply: Reply::Detached(ticket),
             })
             .await
-            .map_err(|_| writer_stopped())
+            .map_err(|_| writer_stopped())?;
+        // A full batch is written at once rather than at the end of the linger.
+        if queue.max_capacity() - queue.capacity() >= MAX_BATCH {
+            self.in_flight.urgent.notify_one();
+        }
+        Ok(())
     }
 
     /// Waits until every call queued by [`InboundWriter::queue_detached`] before this moment
@@ -382,7 +392,7 @@ async fn run(
             if receiver.recv_many(&mut batch, MAX_BATCH).await == 0 {
                 return;
             }
-            linger(&mut receiver, &mut batch, &in_flight.wanted).await;
+            linger(&mut receiver, &mut batch, &in_flight).await;
         } else if let Ok(mut queue) = queue.try_lock() {
             while batch.len() < MAX_BATCH {
                 match queue.try_recv() {
@@ -408,28 +418,43 @@ async fn run(
 /// Keeps collecting calls for up to [`LINGER`] while nobody waits for the batch (every call in
 /// it was answered already), so a steady stream of calls is written in a few large
 /// transactions rather than many small ones that would take the machine from the webhooks. A
-/// call that waits for its write, or a read that waits for the batch (`settle`), ends the
-/// wait at once.
-async fn linger(
-    queue: &mut mpsc::Receiver<Job>,
-    batch: &mut Vec<Job>,
-    wanted: &tokio::sync::Notify,
-) {
+/// call that waits for its write, a read that waits for the batch (`settle`) or a full batch
+/// ends the wait at once.
+///
+/// The writer does not wait on the queue meanwhile, so the calls arriving during the linger
+/// do not each wake it (a thread woken per call cost as much as the rest of the call's write):
+/// it sleeps until the linger ends or it is told to stop waiting, then takes what was queued.
+async fn linger(queue: &mut mpsc::Receiver<Job>, batch: &mut Vec<Job>, in_flight: &InFlight) {
     let deadline = tokio::time::Instant::now() + LINGER;
-    let wanted = wanted.notified();
+    let wanted = in_flight.wanted.notified();
     tokio::pin!(wanted);
-    while batch.len() < MAX_BATCH && batch.iter().all(|job| !job.waits()) {
-        let limit = MAX_BATCH - batch.len();
+    loop {
+        if drain(queue, batch) {
+            return;
+        }
         tokio::select! {
-            received = tokio::time::timeout_at(deadline, queue.recv_many(batch, limit)) => {
-                match received {
-                    Ok(0) | Err(_) => return,
-                    Ok(_) => {}
-                }
-            }
-            () = &mut wanted => return,
+            () = tokio::time::sleep_until(deadline) => break,
+            () = &mut wanted => break,
+            () = in_flight.urgent.notified() => {}
         }
     }
+    drain(queue, batch);
+}
+
+/// Takes the calls queued now into `batch`, up to [`MAX_BATCH`]; whether the batch is ready to
+/// be written (full, or holding a call that waits for its write).
+fn drain(queue: &mut mpsc::Receiver<Job>, batch: &mut Vec<Job>) -> bool {
+    let mut waits = batch.iter().any(Job::waits);
+    while batch.len() < MAX_BATCH {
+        match queue.try_recv() {
+            Ok(job) => {
+                waits |= job.waits();
+                batch.push(job);
+            }
+            Err(_) => break,
+        }
+    }
+    waits || batch.len() >= MAX_BATCH
 }
 
 async fn write(context: &WriterContext, batch: Vec<Job>) {
@@ -536,7 +561,14 @@ async fn write_batch(
     let backend = db.get_database_backend();
     let at = now();
     if backend == DbBackend::Postgres && !calls.iter().any(|c| c.counted()) {
-        return write_plain_postgres(db, calls, at).await;
+        let ids: Vec<String> = calls.iter().map(|_| new_id()).collect();
+        let rows: Vec<Row<'_>> = calls
+            .iter()
+            .zip(&ids)
+            .map(|(call, id)| Row::of(call, id))
+            .collect();
+        inbound_rows::write_postgres_batch(db, &rows, at, last_call_stale(at)).await?;
+        return Ok(calls.iter().map(|call| admitted(call)).collect());
     }
     let txn = db.begin().await?;
     // The first statement writes, so SQLite takes its write lock here (waiting up to the busy
@@ -548,16 +580,7 @@ async fn write_batch(
     let mut numbers: Vec<&str> = calls.iter().map(|c| c.number_id.as_str()).collect();
     numbers.sort_unstable();
     numbers.dedup();
-    number::Entity::update_many()
-        .col_expr(number::Column::LastCallAt, Expr::value(Some(at)))
-        .filter(number::Column::Id.is_in(numbers))
-        .filter(
-            sea_orm::Condition::any()
-                .add(number::Column::LastCallAt.is_null())
-                .add(number::Column::LastCallAt.lt(last_call_stale(at))),
-        )
-        .exec(&txn)
-        .await?;
+    inbound_rows::touch_numbers(&txn, &numbers, at, last_call_stale(at)).await?;
     // Every call's answer is inserted if absent, in key order, before anything else is written
     // for it: a call answered before writes nothing more.
     let mut answers = write_plain(&txn, calls, at).await?;
@@ -656,94 +679,16 @@ async fn write_plain<C: ConnectionTrait>(
         .copied()
         .filter(|c| !c.counted() && is_fresh(c))
         .collect();
-    if !fresh.is_empty() {
-        // 2. The calls that reach an agent are active (counted by no limit, but listed).
-        // A call the carrier already reported over (its status callback reached another
-        // instance before this write) is not active: no row, or it would count against a limit
-        // set later until it is swept.
-        let over: HashSet<(String, String, String)> = call_record::Entity::find()
-            .select_only()
-            .column(call_record::Column::Provider)
-            .column(call_record::Column::CarrierCallId)
-            .column(call_record::Column::OrgId)
-            // Both columns of the (provider, carrier_call_id) index, so it is a lookup per call,
-            // not a scan of every record.
-            .filter(call_record::Column::Provider.is_in(fresh.iter().map(|c| c.provider.as_str())))
-            .filter(
-                call_record::Column::CarrierCallId
-                    .is_in(fresh.iter().map(|c| c.carrier_call_id.as_str())),
-            )
-            .filter(call_record::Column::Status.is_in(CALL_RECORD_FINAL))
-            .filter(call_record::Column::OrgId.is_in(fresh.iter().map(|c| c.org_id.as_str())))
-            .into_tuple::<(String, String, String)>()
-            .all(txn)
-            .await?
-            .into_iter()
-            .collect();
-        let active: Vec<active_call::ActiveModel> = fresh
-            .iter()
-            .filter(|c| {
-                !over.contains(&(
-                    c.provider.as_str().to_owned(),
-                    c.carrier_call_id.clone(),
-                    c.org_id.clone(),
-                ))
-            })
-            .filter_map(|c| {
-                c.agent
-                    .as_ref()
-                    .map(|(agent_id, _)| active_call::ActiveModel {
-                        provider: Set(c.provider.as_str().to_owned()),
-                        carrier_call_id: Set(c.carrier_call_id.clone()),
-                        org_id: Set(c.org_id.clone()),
-                        number_id: Set(c.number_id.clone()),
-                        agent_id: Set(Some(agent_id.clone())),
-                        started_at: Set(at),
-                    })
-            })
-            .collect();
-        if !active.is_empty() {
-            active_call::Entity::insert_many(active)
-                .on_conflict_do_nothing()
-                .exec_without_returning(txn)
-                .await?;
-        }
-        // 3. The call records (one per carrier call id).
-        let mut seen = HashSet::new();
-        let records: Vec<call_record::ActiveModel> = fresh
-            .iter()
-            .filter(|c| seen.insert((c.provider, c.carrier_call_id.as_str())))
-            .map(|c| record(c, at))
-            .collect();
-        call_record::Entity::insert_many(records)
-            .on_conflict(record_upsert())
-            .exec_without_returning(txn)
-            .await?;
-        // 4. The forwarded calls, with their business numbers.
-        let forwarded: Vec<forwarded_call::ActiveModel> = fresh
-            .iter()
-            .filter_map(|c| {
-                c.forwarded
-                    .as_ref()
-                    .map(|(business, registration)| forwarded_call::ActiveModel {
-                        provider: Set(c.provider.as_str().to_owned()),
-                        carrier_call_id: Set(c.carrier_call_id.clone()),
-                        org_id: Set(c.org_id.clone()),
-                        number_id: Set(c.number_id.clone()),
-                        business_number: Set(business.clone()),
-                        forwarded_number_id: Set(registration.clone()),
-                        created_at: Set(at),
-                    })
-            })
-            .collect();
-        if !forwarded.is_empty() {
-            forwarded_call::Entity::insert_many(forwarded)
-                .on_conflict_do_nothing()
-                .exec_without_returning(txn)
-                .await?;
-        }
-    }
-    // 5. The first answers of the calls answered before.
+    // 2. The calls with no limit: their records (and active calls where a limit applies by
+    //    now, and forwarding), a few statements for all of them.
+    let ids: Vec<String> = fresh.iter().map(|_| new_id()).collect();
+    let rows: Vec<Row<'_>> = fresh
+        .iter()
+        .zip(&ids)
+        .map(|(call, id)| Row::of(call, id))
+        .collect();
+    inbound_rows::write_uncounted(txn, &rows, at).await?;
+    // 3. The first answers of the calls answered before.
     let answered_before: Vec<String> = calls
         .iter()
         .filter(|c| !is_fresh(c))
@@ -763,11 +708,7 @@ async fn write_plain<C: ConnectionTrait>(
         .iter()
         .map(|c| {
             if is_fresh(c) {
-                return Ok(InboundAnswer {
-                    body: c.admitted.clone(),
-                    fresh: true,
-                    admission: Some(Admission::Admitted),
-                });
+                return Ok(admitted(c));
             }
             let (provider, key) = c.key();
             first
@@ -782,151 +723,14 @@ async fn write_plain<C: ConnectionTrait>(
         .collect()
 }
 
-/// On PostgreSQL, a batch without counted calls is one statement (its own transaction, one
-/// round trip): the same writes as [`write_plain`], as data-modifying common table
-/// expressions over the batch's rows, in the same order: the numbers whose last-call time is
-/// stale locked in id order and updated first (the inserts wait for that update to finish),
-/// then the active calls, records and forwarded calls, each in key order, so batches of this
-/// and other instances wait for each other instead of deadlocking. Every call is fresh: a call
-/// with no limit stores no answer (see [`write_plain`]).
-async fn write_plain_postgres(
-    db: &DatabaseConnection,
-    calls: &[&PendingCall],
-    at: DateTime<Utc>,
-) -> Result<Vec<InboundAnswer>> {
-    const COLUMNS: usize = 10;
-    const CASTS: [&str; COLUMNS] = [
-        "text", "text", "text", "text", "text", "text", "text", "text", "text", "text",
-    ];
-    let mut values: Vec<sea_orm::Value> = Vec::with_capacity(2 + calls.len() * COLUMNS);
-    values.push(at.into());
-    values.push(last_call_stale(at).into());
-    let mut rows = Vec::with_capacity(calls.len());
-    for (i, call) in calls.iter().enumerate() {
-        let base = 3 + i * COLUMNS;
-        let row: Vec<String> = CASTS
-            .iter()
-            .enumerate()
-            .map(|(k, cast)| format!("${}::{cast}", base + k))
-            .collect();
-        rows.push(format!("({})", row.join(", ")));
-        let (business, registration) = match &call.forwarded {
-            Some((business, registration)) => (Some(business.clone()), registration.clone()),
-            None => (None, None),
-        };
-        values.extend([
-            sea_orm::Value::from(call.provider.as_str()),
-            call.carrier_call_id.clone().into(),
-            call.org_id.clone().into(),
-            call.number_id.clone().into(),
-            call.e164.clone().into(),
-            call.agent.as_ref().map(|(id, _)| id.clone()).into(),
-            call.status.clone().into(),
-            business.into(),
-            registration.into(),
-            new_id().into(),
-        ]);
+/// The answer of a call written as admitted: its admitted document (empty for a call that is
+/// not counted, answered already).
+fn admitted(call: &PendingCall) -> InboundAnswer {
+    InboundAnswer {
+        body: call.admitted.clone(),
+        fresh: true,
+        admission: Some(Admission::Admitted),
     }
-    let quoted = |statuses: &[&str]| {
-        statuses
-            .iter()
-            .map(|status| format!("'{status}'"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let finals = quoted(&CALL_RECORD_FINAL);
-    let answered = quoted(&CALL_RECORD_ANSWERED);
-    let sql = format!(
-        "WITH v (provider, call_id, org_id, number_id, e164, agent_id, status, business, \
-                 registration, record_id) AS (VALUES {rows}), \
-         locked AS (SELECT id FROM numbers WHERE id IN (SELECT number_id FROM v) \
-                    AND (last_call_at IS NULL OR last_call_at < $2) \
-                    ORDER BY id FOR UPDATE), \
-         touched AS (UPDATE numbers SET last_call_at = $1 \
-                     WHERE id IN (SELECT id FROM locked) RETURNING 1), \
-         fresh AS (SELECT * FROM v WHERE (SELECT count(*) FROM touched) >= 0), \
-         active AS (INSERT INTO active_calls \
-                        (provider, carrier_call_id, org_id, number_id, agent_id, started_at) \
-                    SELECT provider, call_id, org_id, number_id, agent_id, $1 FROM fresh \
-                    WHERE agent_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM call_records r \
-                        WHERE r.provider = fresh.provider AND r.carrier_call_id = fresh.call_id \
-                          AND r.org_id = fresh.org_id AND r.status IN ({finals})) \
-                    ORDER BY provider, call_id \
-                    ON CONFLICT DO NOTHING RETURNING 1), \
-         records AS (INSERT INTO call_records \
-                         (id, org_id, provider, carrier_call_id, number, direction, status, \
-                          started_at, updated_at) \
-                     SELECT DISTINCT ON (provider, call_id) record_id, org_id, \
-                            provider, call_id, e164, 'inbound', status, $1, $1 \
-                     FROM fresh ORDER BY provider, call_id \
-                     ON CONFLICT (provider, carrier_call_id) DO UPDATE \
-                     SET status = excluded.status, updated_at = excluded.updated_at \
-                     WHERE call_records.org_id = excluded.org_id \
-                       AND (excluded.status IN ({finals}) \
-                            OR call_records.status NOT IN ({answered})) \
-                     RETURNING 1), \
-         forwarded AS (INSERT INTO forwarded_calls \
-                           (provider, carrier_call_id, org_id, number_id, business_number, \
-                            forwarded_number_id, created_at) \
-                       SELECT provider, call_id, org_id, number_id, business, registration, $1 \
-                       FROM fresh WHERE business IS NOT NULL ORDER BY provider, call_id \
-                       ON CONFLICT DO NOTHING RETURNING 1) \
-         SELECT (SELECT count(*) FROM active) + (SELECT count(*) FROM records) \
-              + (SELECT count(*) FROM forwarded) AS written",
-        rows = rows.join(", "),
-    );
-    let statement = sea_orm::Statement::from_sql_and_values(DbBackend::Postgres, sql, values);
-    db.query_one_raw(statement).await?;
-    Ok(calls
-        .iter()
-        .map(|call| InboundAnswer {
-            body: call.admitted.clone(),
-            fresh: true,
-            admission: Some(Admission::Admitted),
-        })
-        .collect())
-}
-
-fn record(call: &PendingCall, at: DateTime<Utc>) -> call_record::ActiveModel {
-    call_record::ActiveModel {
-        id: Set(new_id()),
-        org_id: Set(call.org_id.clone()),
-        provider: Set(call.provider.as_str().to_owned()),
-        carrier_call_id: Set(call.carrier_call_id.clone()),
-        number: Set(call.e164.clone()),
-        direction: Set(Direction::Inbound.as_str().to_owned()),
-        status: Set(call.status.clone()),
-        duration_secs: Set(None),
-        started_at: Set(at),
-        ended_at: Set(None),
-        updated_at: Set(at),
-    }
-}
-
-/// A call record already there (the carrier reported the call first, or this is another
-/// delivery of the webhook) takes the new status, unless it belongs to another organization or
-/// a non-final status would replace a final one or `in-progress`.
-fn record_upsert() -> OnConflict {
-    let excluded = |column: call_record::Column| {
-        Expr::col((sea_orm::sea_query::Alias::new("excluded"), column))
-    };
-    let existing = |column: call_record::Column| Expr::col((call_record::Entity, column));
-    let mut upsert = OnConflict::columns([
-        call_record::Column::Provider,
-        call_record::Column::CarrierCallId,
-    ]);
-    upsert
-        .update_columns([call_record::Column::Status, call_record::Column::UpdatedAt])
-        .action_and_where(
-            existing(call_record::Column::OrgId)
-                .eq(excluded(call_record::Column::OrgId))
-                .and(
-                    excluded(call_record::Column::Status)
-                        .is_in(CALL_RECORD_FINAL)
-                        .or(existing(call_record::Column::Status).is_not_in(CALL_RECORD_ANSWERED)),
-                ),
-        );
-    upsert
 }
 
 /// One call that admission control counts, whose answer was just stored as admitted: it is
@@ -938,24 +742,13 @@ async fn write_counted<C: ConnectionTrait>(
     at: DateTime<Utc>,
 ) -> Result<InboundAnswer> {
     let admission = admit(txn, context, call, at).await?;
-    call_record::Entity::insert(record(call, at))
-        .on_conflict(record_upsert())
-        .exec_without_returning(txn)
-        .await?;
-    if let Some((business, registration)) = &call.forwarded {
-        forwarded_call::Entity::insert(forwarded_call::ActiveModel {
-            provider: Set(call.provider.as_str().to_owned()),
-            carrier_call_id: Set(call.carrier_call_id.clone()),
-            org_id: Set(call.org_id.clone()),
-            number_id: Set(call.number_id.clone()),
-            business_number: Set(business.clone()),
-            forwarded_number_id: Set(registration.clone()),
-            created_at: Set(at),
-        })
-        .on_conflict_do_nothing()
-        .exec_without_returning(txn)
-        .await?;
+    // The record names the agent only when the call was connected to it.
+    let id = new_id();
+    let mut row = Row::of(call, &id);
+    if !matches!(admission, Admission::Admitted | Admission::AlreadyAdmitted) {
+        row = row.without_agent();
     }
+    inbound_rows::write_record(txn, row, at).await?;
     let document = match admission {
         Admission::NumberAtCapacity => call.number_full.as_ref(),
         Admission::AtCapacity => call.agent_full.as_ref(),

@@ -78,6 +78,7 @@ mod entity;
 mod error;
 mod forwarding;
 mod inbound;
+mod inbound_rows;
 mod inbound_writer;
 mod keys;
 mod live_calls;

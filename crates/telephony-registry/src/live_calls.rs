@@ -251,6 +251,8 @@ impl Registry {
             started_at: Set(at),
             ended_at: Set(None),
             updated_at: Set(at),
+            number_id: Set(None),
+            agent_id: Set(None),
         }
         .insert(&txn)
         .await?;

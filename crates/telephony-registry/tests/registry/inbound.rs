@@ -388,8 +388,8 @@ db_test!(
                 .active_calls_for_agent(&agent.id)
                 .await
                 .expect("count"),
-            1,
-            "counted once"
+            0,
+            "no limit applies: the call is written as its record alone"
         );
         let seen = env.registry.number(&org, &number.id).await.expect("number");
         assert!(
@@ -408,9 +408,9 @@ db_test!(
             "an answer that depends on nothing stored is not stored"
         );
 
-        // The agent is given a limit of one call while CA9 is on the line: a late delivery of
-        // CA9 is now counted, finds itself already admitted and gets the same answer, and a new
-        // call is refused, because CA9 was counted as active all along.
+        // The agent is given a limit of one call while CA9 is on the line: CA9 is counted from
+        // its record when the limit is set, a late delivery of CA9 is now counted, finds itself
+        // already admitted and gets the same answer, and a new call is refused.
         let agent = other
             .update_agent(
                 &org,
@@ -424,6 +424,14 @@ db_test!(
             )
             .await
             .expect("limit");
+        assert_eq!(
+            env.registry
+                .active_calls_for_agent(&agent.id)
+                .await
+                .expect("count"),
+            1,
+            "the call in progress is counted once the limit is set"
+        );
         let limited = InboundCall {
             agent: Some(&agent),
             ..call
@@ -675,14 +683,27 @@ db_test!(
                 .expect("count"),
             3
         );
-        // Each free call counted once, and CA-foreign (another organization's record); not
-        // CA-final, which the carrier reported over before its webhook was written.
+        // No limit applies to the free calls: nothing is counted for them until one is set;
+        // then each is counted once, from its record; not CA-final, which the carrier reported
+        // over before its webhook was written, nor CA-foreign, whose record is another
+        // organization's.
         assert_eq!(
             env.registry
                 .active_calls_for_agent(&free.id)
                 .await
                 .expect("count"),
-            41
+            0
+        );
+        env.registry
+            .update_agent(&org, &free.id, new_agent(Some(100)))
+            .await
+            .expect("limit");
+        assert_eq!(
+            env.registry
+                .active_calls_for_agent(&free.id)
+                .await
+                .expect("count"),
+            40
         );
         let calls = env.registry.list_calls(&org, 100).await.expect("calls");
         assert_eq!(calls.len(), 51, "one record per call, refused ones too");
@@ -847,5 +868,138 @@ db_test!(
             calls[0].status, "in-progress",
             "the late delivery's ringing is older news"
         );
+    }
+);
+
+db_test!(
+    a_limit_set_later_counts_the_calls_in_progress_and_the_calls_answered_before_it_was_seen,
+    |env| {
+        let (org, conn) = twilio_org(&env.registry, "Acme").await;
+        let agent_settings = |limit| NewAgent {
+            name: "bot".into(),
+            target: AgentTarget::MediaStream("wss://agents.example/s".into()),
+            fallback_number: None,
+            max_concurrent_calls: limit,
+        };
+        let agent = env
+            .registry
+            .create_agent(&org, agent_settings(None))
+            .await
+            .expect("agent");
+        let mut numbers = Vec::new();
+        for e164 in ["+14155550100", "+14155550101"] {
+            numbers.push(done(
+                env.registry
+                    .import_number(&org, import(&conn, e164, WebhookMode::OutboundOnly))
+                    .await
+                    .expect("import"),
+            ));
+        }
+        let (a, b) = (&numbers[0], &numbers[1]);
+        let render = |admission: Admission| format!("{admission:?}");
+        // No limit anywhere: CA1 and CA3 on number A reach the agent, CA2 on number B too, CA4
+        // on number A reaches no agent; CA3 then ends.
+        for (id, key, number, agent) in [
+            ("CA1", "voice:CA1", a, Some(&agent)),
+            ("CA2", "voice:CA2", b, Some(&agent)),
+            ("CA3", "voice:CA3", a, Some(&agent)),
+            ("CA4", "voice:CA4", a, None),
+        ] {
+            let answer = env
+                .registry
+                .answer_inbound_call(
+                    &InboundCall {
+                        provider: Provider::Twilio,
+                        carrier_call_id: id,
+                        number,
+                        agent,
+                        status: "ringing",
+                        forwarded: None,
+                        idempotency_key: key,
+                    },
+                    render,
+                )
+                .await
+                .expect("answer");
+            assert_eq!(answer.admission, Some(Admission::Admitted));
+        }
+        env.registry
+            .record_call(CallUpdate {
+                org_id: org.clone(),
+                provider: Provider::Twilio,
+                carrier_call_id: "CA3".into(),
+                number: a.e164.clone(),
+                direction: Direction::Inbound,
+                status: "completed".into(),
+                duration_secs: Some(4),
+                ended_at: Some(chrono::Utc::now()),
+            })
+            .await
+            .expect("status callback");
+        assert_eq!(
+            env.registry
+                .active_calls_for_agent(&agent.id)
+                .await
+                .expect("count"),
+            0,
+            "nothing is counted while no limit applies"
+        );
+
+        // A limit on number A counts its call in progress that reached an agent (CA1), not the
+        // one that ended (CA3) nor the one no agent took (CA4); on another instance.
+        let other = env.reopen().await;
+        other
+            .set_number_call_limit(&org, &a.id, Some(5))
+            .await
+            .expect("number limit");
+        assert_eq!(
+            env.registry
+                .active_calls_for_number(&a.id)
+                .await
+                .expect("count"),
+            1
+        );
+        // A limit on the agent counts its calls on both numbers, each once.
+        for _ in 0..2 {
+            other
+                .update_agent(&org, &agent.id, agent_settings(Some(5)))
+                .await
+                .expect("agent limit");
+            assert_eq!(
+                env.registry
+                    .active_calls_for_agent(&agent.id)
+                    .await
+                    .expect("count"),
+                2,
+                "CA1 and CA2, once however often the limit is set"
+            );
+        }
+
+        // A call answered from a route read before the limit (it carries no limit, so it was
+        // answered at once, uncounted) is counted by its write, which sees the limit.
+        let stale = InboundCall {
+            provider: Provider::Twilio,
+            carrier_call_id: "CA5",
+            number: b,
+            agent: Some(&agent),
+            status: "ringing",
+            forwarded: None,
+            idempotency_key: "voice:CA5",
+        };
+        let answer = env
+            .registry
+            .answer_inbound_call(&stale, render)
+            .await
+            .expect("answer");
+        assert_eq!(answer.admission, Some(Admission::Admitted));
+        assert_eq!(
+            env.registry
+                .active_calls_for_agent(&agent.id)
+                .await
+                .expect("count"),
+            3
+        );
+        let records = env.registry.list_calls(&org, 10).await.expect("calls");
+        assert_eq!(records.len(), 5, "every call recorded once");
     }
 );
