@@ -59,8 +59,12 @@ enum KeysCommand {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    telephony_service::telemetry::init_tracing(cli.config.log_format)
-        .map_err(|e| anyhow::anyhow!("cannot start logging: {e}"))?;
+    // Held to the end: dropping it writes the log lines still collected.
+    let _log = telephony_service::telemetry::init_tracing(
+        cli.config.log_format,
+        std::time::Duration::from_millis(cli.config.log_flush_ms),
+    )
+    .map_err(|e| anyhow::anyhow!("cannot start logging: {e}"))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

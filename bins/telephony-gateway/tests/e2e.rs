@@ -323,7 +323,10 @@ async fn story(database_url: String) {
         .map(|n| n["connection_id"].clone());
     assert_eq!(connection_id, Some(json!("4999")));
 
-    // Nothing secret in the most verbose log, nor in what the API showed.
+    // Nothing secret in the most verbose log, nor in what the API showed. The gateway writes
+    // its log lines in batches every 50 ms (`TELEPHONY_LOG_FLUSH_MS`): a few batches later
+    // every line logged so far is in the file.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let log = std::fs::read_to_string(&log_path).expect("log");
     assert!(log.contains("inbound call routed"), "the log is empty?");
     for secret in [TWILIO_TOKEN, TELNYX_KEY, key.as_str()] {

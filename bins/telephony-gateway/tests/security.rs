@@ -166,7 +166,7 @@ async fn secrets_story(database: Db<'_>) {
     let (key, other_key) = (org_keys[0].clone(), org_keys[1].clone());
 
     let log_path = dir.path().join("gateway.log");
-    let gateway_proc = Proc(
+    let mut gateway_proc = Proc(
         env.command(&["serve"])
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log_path).expect("log file"))
@@ -328,7 +328,9 @@ async fn secrets_story(database: Db<'_>) {
         Some(slow) => Some(slow.await.expect("slow client")),
         None => None,
     };
-    drop(gateway_proc);
+    // Stopped as an operator would: the log lines it still holds are written on the way out,
+    // so the scan below reads every line it logged.
+    gateway_proc.stop();
 
     // A master-key rotation re-wraps every stored secret; its output is scanned too.
     let rotation = env.run(&["keys", "rotate"], &mut printed);

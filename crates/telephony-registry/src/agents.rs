@@ -101,7 +101,8 @@ impl Registry {
     }
 
     /// Replaces an agent's settings (name, target, fallback, limit); its id and the numbers
-    /// assigned to it stay.
+    /// assigned to it stay. With a limit, its calls in progress are counted against it
+    /// (see `count_calls_in_progress`).
     ///
     /// # Errors
     /// [`RegistryError::NotFound`] for an unknown agent of the organization; the errors of

@@ -17,7 +17,7 @@ use crate::inbound_writer::CALL_RECORD_FINAL;
 use crate::model::{Admission, AuditEntry, CallAdmission, CallRecord, CallUpdate, Number};
 use crate::registry::{Registry, new_id, now};
 
-/// Whose calls in progress a new limit counts (see [`Registry::count_calls_in_progress`]).
+/// Whose calls in progress a new limit counts (see `count_calls_in_progress`).
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum CountedBy<'a> {
     /// The calls connected to this agent.
@@ -276,7 +276,8 @@ impl Registry {
 
     /// Sets the number's limit of concurrent calls (`None` removes it). Admission control
     /// counts every active call of the number against it, whatever the call's agent; the
-    /// caller passes it as [`CallAdmission::number_limit`].
+    /// caller passes it as [`CallAdmission::number_limit`]. A limit set counts the number's
+    /// calls in progress that reached an agent (see `count_calls_in_progress`).
     ///
     /// # Errors
     /// [`RegistryError::InvalidRequest`] for a limit of 0 (or one too large to store);
@@ -492,8 +493,10 @@ impl Registry {
         Ok(swept.rows_affected)
     }
 
-    /// How many calls the agent has now (calls older than
-    /// [`crate::RegistryConfig::max_call_age`] are not counted).
+    /// How many calls are counted against the agent now: the calls admitted while it or their
+    /// number had a limit, and the calls in progress when such a limit was set (an inbound call
+    /// no limit applies to is not counted; see `count_calls_in_progress`). Calls
+    /// older than [`crate::RegistryConfig::max_call_age`] are not counted.
     ///
     /// # Errors
     /// [`RegistryError::Database`].
@@ -507,8 +510,8 @@ impl Registry {
             .await?)
     }
 
-    /// How many calls the number has now (calls older than
-    /// [`crate::RegistryConfig::max_call_age`] are not counted).
+    /// How many calls are counted against the number now (as
+    /// [`Registry::active_calls_for_agent`] counts an agent's).
     ///
     /// # Errors
     /// [`RegistryError::Database`].

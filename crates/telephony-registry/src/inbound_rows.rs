@@ -98,7 +98,7 @@ fn param(backend: DbBackend, i: usize) -> String {
 fn rows_source(backend: DbBackend, i: usize) -> String {
     let (element, from) = match backend {
         DbBackend::Postgres => ("r", format!("jsonb_array_elements(${i}::jsonb) AS r")),
-        _ => ("value", format!("json_each(?{i})")),
+        _ => ("value", format!("jsonb_each(?{i})")),
     };
     let columns: Vec<String> = COLUMNS
         .iter()

@@ -18,10 +18,11 @@
 //! 2. the answers of the calls counted against a limit, one multi-row insert in key order that
 //!    skips the keys answered before: those calls write nothing more and get the first answer.
 //!    A call with no limit stores no answer: its answer depends on nothing the database holds;
-//! 3. the calls with no limit (almost all): one statement each for their active calls, call
-//!    records (an upsert: a final or `in-progress` status is never replaced by a non-final
-//!    one, another organization's record is left alone) and forwarded calls, all idempotent, so a retried
-//!    webhook's second write changes nothing;
+//! 3. the calls with no limit (almost all): one statement each for their active calls (only
+//!    where a limit applies by now), call records (an upsert: a final or `in-progress` status
+//!    is never replaced by a non-final one, another organization's record is left alone) and
+//!    forwarded calls, all idempotent, so a retried webhook's second write changes nothing
+//!    (see [`crate::inbound_rows`]);
 //! 4. the calls counted against a limit, one by one: admitted or refused, recorded, and a
 //!    refusal's document put in place of the stored answer.
 //!

@@ -147,6 +147,11 @@ pub struct Config {
     #[arg(long, env = "TELEPHONY_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
 
+    /// How often collected log lines are written to stderr, in milliseconds (one write for
+    /// many lines; see `telemetry`); 0 writes every line at once.
+    #[arg(long, env = "TELEPHONY_LOG_FLUSH_MS", default_value_t = 50)]
+    pub log_flush_ms: u64,
+
     /// How long webhooks signed with a rotated-out carrier token keep verifying, in seconds.
     #[arg(long, env = "TELEPHONY_ROTATION_GRACE_SECS", default_value_t = 86_400)]
     pub rotation_grace_secs: u64,

@@ -1,6 +1,8 @@
 //! Prometheus metrics: requests by route and status, webhook latency, carrier calls by action
 //! and outcome, signature failures.
 
+use std::collections::HashMap;
+use std::sync::{OnceLock, PoisonError};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request};
@@ -22,13 +24,15 @@ const LATENCY_BUCKETS: &[f64] = &[
     0.000_25, 0.000_5, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 ];
 
+/// The recorder this process installed (see [`install_recorder`]).
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
 /// Installs the process-wide metrics recorder, or reuses the one already installed (tests build
 /// several routers in one process).
 ///
 /// # Errors
 /// When the histogram buckets are refused by the exporter (never for the constants above).
 pub fn install_recorder() -> Result<PrometheusHandle, metrics_exporter_prometheus::BuildError> {
-    static HANDLE: std::sync::OnceLock<PrometheusHandle> = std::sync::OnceLock::new();
     if let Some(handle) = HANDLE.get() {
         return Ok(handle.clone());
     }
@@ -48,19 +52,56 @@ pub fn install_recorder() -> Result<PrometheusHandle, metrics_exporter_prometheu
     }
 }
 
+/// The handles of one (route, status): its request counter and, for webhooks, the latency
+/// histogram of its route.
+#[derive(Clone)]
+struct RouteHandles {
+    requests: metrics::Counter,
+    latency: Option<metrics::Histogram>,
+}
+
+/// The handles registered so far, by route and status: looked up under a read lock, so a
+/// request allocates no label and hashes no metric key. Bounded by the routes the router
+/// matches (and "unmatched") times the statuses it answers.
+type HandleTable = std::sync::RwLock<HashMap<String, HashMap<u16, RouteHandles>>>;
+
+fn handles(route: &str, status: u16) -> RouteHandles {
+    static TABLE: OnceLock<HandleTable> = OnceLock::new();
+    let register = || RouteHandles {
+        requests: metrics::counter!(HTTP_REQUESTS, "route" => route.to_owned(), "status" => status.to_string()),
+        latency: route
+            .starts_with("/webhooks/")
+            .then(|| metrics::histogram!(WEBHOOK_LATENCY, "route" => route.to_owned())),
+    };
+    // Handles taken before the recorder is installed would count nowhere forever: not kept.
+    if HANDLE.get().is_none() {
+        return register();
+    }
+    let table = TABLE.get_or_init(HandleTable::default);
+    let read = table.read().unwrap_or_else(PoisonError::into_inner);
+    if let Some(found) = read.get(route).and_then(|by_status| by_status.get(&status)) {
+        return found.clone();
+    }
+    drop(read);
+    let mut write = table.write().unwrap_or_else(PoisonError::into_inner);
+    write
+        .entry(route.to_owned())
+        .or_default()
+        .entry(status)
+        .or_insert_with(register)
+        .clone()
+}
+
 /// Middleware counting every request by matched route and status, and timing webhooks.
 pub async fn track(request: Request, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let route = request.extensions().get::<MatchedPath>().cloned();
     let started = Instant::now();
     let response = next.run(request).await;
-    let status = response.status().as_u16().to_string();
-    if route.starts_with("/webhooks/") {
-        metrics::histogram!(WEBHOOK_LATENCY, "route" => route.clone())
-            .record(started.elapsed().as_secs_f64());
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    let handles = handles(route, response.status().as_u16());
+    if let Some(latency) = &handles.latency {
+        latency.record(started.elapsed().as_secs_f64());
     }
-    metrics::counter!(HTTP_REQUESTS, "route" => route, "status" => status).increment(1);
+    handles.requests.increment(1);
     response
 }

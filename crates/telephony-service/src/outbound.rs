@@ -41,7 +41,7 @@ async fn verify(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Verified, WebhookError> {
-    let params = parse_form(body)?;
+    let params = parse_form(body);
     let fields = CallFields::from_form(&params);
     if fields.call_id.is_empty() {
         return Err(WebhookError::BadRequest("CallSid is required"));

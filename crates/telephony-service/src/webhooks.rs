@@ -6,6 +6,7 @@
 //! Any failure answers 403 (404 for a number the gateway does not know) and routes nothing:
 //! a connection without what verification needs fails closed.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
@@ -71,16 +72,19 @@ pub(crate) struct CallFields {
 }
 
 impl CallFields {
-    pub(crate) fn from_form(params: &[(String, String)]) -> Self {
+    pub(crate) fn from_form(params: &[Param<'_>]) -> Self {
         let mut fields = Self::default();
         for (name, value) in params {
-            match name.as_str() {
-                "To" => fields.to.clone_from(value),
-                "From" => fields.from.clone_from(value),
-                "ForwardedFrom" if !value.is_empty() => fields.forwarded_from = Some(value.clone()),
-                "CallSid" => fields.call_id.clone_from(value),
-                "AccountSid" => fields.account_id = Some(value.clone()),
-                "CallStatus" => fields.status = Some(value.clone()),
+            let value = value.as_ref();
+            match name.as_ref() {
+                "To" => value.clone_into(&mut fields.to),
+                "From" => value.clone_into(&mut fields.from),
+                "ForwardedFrom" if !value.is_empty() => {
+                    fields.forwarded_from = Some(value.to_owned());
+                }
+                "CallSid" => value.clone_into(&mut fields.call_id),
+                "AccountSid" => fields.account_id = Some(value.to_owned()),
+                "CallStatus" => fields.status = Some(value.to_owned()),
                 "CallDuration" => fields.duration = value.parse().ok(),
                 _ => {}
             }
@@ -89,8 +93,14 @@ impl CallFields {
     }
 }
 
-pub(crate) fn parse_form(body: &[u8]) -> Result<Vec<(String, String)>, WebhookError> {
-    serde_urlencoded::from_bytes(body).map_err(|_| WebhookError::BadRequest("malformed form body"))
+/// One decoded form parameter: borrowed from the body unless it had to be decoded.
+pub(crate) type Param<'a> = (Cow<'a, str>, Cow<'a, str>);
+
+/// The parameters of a form body, in order, repeated names included. Names and values that
+/// need no percent-decoding borrow from the body (almost all of a webhook's); invalid UTF-8 is
+/// replaced, as a browser would.
+pub(crate) fn parse_form(body: &[u8]) -> Vec<Param<'_>> {
+    url::form_urlencoded::parse(body).collect()
 }
 
 /// The URL the carrier signed: the configured public base URL plus the path and query the
@@ -117,7 +127,7 @@ enum Signed<'a> {
     /// Twilio signs the URL it called and the form parameters.
     Twilio {
         url: &'a str,
-        params: &'a [(String, String)],
+        params: &'a [Param<'a>],
     },
     /// Telnyx signs the timestamp and the raw body.
     Telnyx { body: &'a [u8] },
@@ -129,7 +139,7 @@ fn check_twilio(
     secrets: &WebhookSecrets,
     previous_ok: bool,
     url: &str,
-    params: &[(String, String)],
+    params: &[Param<'_>],
     headers: &HeaderMap,
     account: Option<&str>,
 ) -> Result<(), Refusal> {
@@ -293,7 +303,7 @@ pub(crate) async fn verify_twilio(
     state: &AppState,
     number: &Number,
     url: &str,
-    params: &[(String, String)],
+    params: &[Param<'_>],
     headers: &HeaderMap,
     account: Option<&str>,
 ) -> Result<(), WebhookError> {
@@ -511,7 +521,7 @@ pub async fn twilio_voice(
     body: Bytes,
 ) -> Result<Response, WebhookError> {
     let started = Instant::now();
-    let params = parse_form(&body)?;
+    let params = parse_form(&body);
     let fields = CallFields::from_form(&params);
     if fields.to.is_empty() || fields.call_id.is_empty() {
         return Err(WebhookError::BadRequest("To and CallSid are required"));
@@ -549,7 +559,7 @@ pub async fn twilio_fallback(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, WebhookError> {
-    let params = parse_form(&body)?;
+    let params = parse_form(&body);
     let fields = CallFields::from_form(&params);
     let url = signed_url(&state, &uri);
     verified_route(
@@ -612,7 +622,7 @@ pub async fn twilio_status(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, WebhookError> {
-    let params = parse_form(&body)?;
+    let params = parse_form(&body);
     let fields = CallFields::from_form(&params);
     if fields.to.is_empty() || fields.call_id.is_empty() {
         return Err(WebhookError::BadRequest("To and CallSid are required"));
@@ -639,7 +649,7 @@ pub async fn telnyx_texml(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, WebhookError> {
-    let params = parse_form(&body)?;
+    let params = parse_form(&body);
     let fields = CallFields::from_form(&params);
     if fields.to.is_empty() || fields.call_id.is_empty() {
         return Err(WebhookError::BadRequest("To and CallSid are required"));
@@ -663,7 +673,7 @@ pub async fn telnyx_status(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, WebhookError> {
-    let params = parse_form(&body)?;
+    let params = parse_form(&body);
     let fields = CallFields::from_form(&params);
     if fields.to.is_empty() || fields.call_id.is_empty() {
         return Err(WebhookError::BadRequest("To and CallSid are required"));

@@ -28,6 +28,22 @@ impl Proc {
         let _ = self.0.wait();
     }
 
+    /// Stops the process as an operator would (SIGTERM), waits up to 30 s for it to exit (it
+    /// writes the log lines it still holds on the way out), then kills it if it has not.
+    pub fn stop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if matches!(self.0.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.kill();
+    }
+
     /// The process id.
     pub fn pid(&self) -> u32 {
         self.0.id()
