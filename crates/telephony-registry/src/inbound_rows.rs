@@ -200,11 +200,10 @@ fn statements(backend: DbBackend) -> Statements {
              ON CONFLICT DO NOTHING"
         ),
         touch_numbers: match backend {
-            DbBackend::Postgres => format!(
-                "UPDATE numbers SET last_call_at = $1 \
+            DbBackend::Postgres => "UPDATE numbers SET last_call_at = $1 \
                  WHERE id IN (SELECT jsonb_array_elements_text($3::jsonb)) \
                    AND (last_call_at IS NULL OR last_call_at < $2)"
-            ),
+                .to_owned(),
             _ => "UPDATE numbers SET last_call_at = ?1 \
                   WHERE id IN (SELECT value FROM json_each(?3)) \
                     AND (last_call_at IS NULL OR last_call_at < ?2)"
