@@ -101,8 +101,8 @@ impl Registry {
     }
 
     /// Replaces an agent's settings (name, target, fallback, limit); its id and the numbers
-    /// assigned to it stay. With a limit, its calls in progress are counted against it
-    /// (see `count_calls_in_progress`).
+    /// assigned to it stay. A limit set where there was none counts its calls in progress
+    /// against it (see `count_calls_in_progress`).
     ///
     /// # Errors
     /// [`RegistryError::NotFound`] for an unknown agent of the organization; the errors of
@@ -122,6 +122,7 @@ impl Registry {
             E164::parse(fallback).map_err(|_| RegistryError::InvalidPhoneNumber)?;
         }
         let limit = check_limit(new.max_concurrent_calls)?;
+        let had_limit = row.max_concurrent_calls.is_some();
         let mut active: agent::ActiveModel = row.into();
         active.name = Set(name.to_owned());
         active.target_kind = Set(kind.to_owned());
@@ -129,7 +130,8 @@ impl Registry {
         active.fallback_number = Set(new.fallback_number);
         active.max_concurrent_calls = Set(limit);
         let updated = agent_from_row(active.update(&self.db).await?)?;
-        if updated.max_concurrent_calls.is_some() {
+        // Calls are counted from the moment a limit applies; one set before counted them.
+        if updated.max_concurrent_calls.is_some() && !had_limit {
             self.count_calls_in_progress(org_id, crate::calls::CountedBy::Agent(agent_id))
                 .await?;
         }

@@ -276,8 +276,9 @@ impl Registry {
 
     /// Sets the number's limit of concurrent calls (`None` removes it). Admission control
     /// counts every active call of the number against it, whatever the call's agent; the
-    /// caller passes it as [`CallAdmission::number_limit`]. A limit set counts the number's
-    /// calls in progress that reached an agent (see `count_calls_in_progress`).
+    /// caller passes it as [`CallAdmission::number_limit`]. A limit set where there was none
+    /// counts the number's calls in progress that reached an agent (see
+    /// `count_calls_in_progress`).
     ///
     /// # Errors
     /// [`RegistryError::InvalidRequest`] for a limit of 0 (or one too large to store);
@@ -290,6 +291,11 @@ impl Registry {
         limit: Option<u32>,
     ) -> Result<Number> {
         let limit = crate::agents::check_limit(limit)?;
+        let had_limit = number::Entity::find_by_id(number_id.to_owned())
+            .filter(number::Column::OrgId.eq(org_id))
+            .one(&self.db)
+            .await?
+            .is_some_and(|row| row.max_concurrent_calls.is_some());
         // One column, in one statement: a concurrent rename or repoint is not overwritten.
         let updated = number::Entity::update_many()
             .col_expr(number::Column::MaxConcurrentCalls, Expr::value(limit))
@@ -301,7 +307,8 @@ impl Registry {
         if updated.rows_affected == 0 {
             return Err(RegistryError::NotFound("number"));
         }
-        if limit.is_some() {
+        // Calls are counted from the moment a limit applies; one set before counted them.
+        if limit.is_some() && !had_limit {
             self.count_calls_in_progress(org_id, CountedBy::Number(number_id))
                 .await?;
         }
@@ -314,11 +321,18 @@ impl Registry {
     /// started within [`crate::RegistryConfig::max_call_age`] and not reported over. Changes
     /// nothing for calls counted already. Returns how many calls it added.
     ///
-    /// It runs after the limit is committed. A call written from then on sees the limit and is
-    /// counted by its own write. On PostgreSQL this waits for the writes of inbound calls in
+    /// It runs after the limit is committed, and only when a limit is set where there was none
+    /// (a limit already set counted the calls). A call written from then on sees the limit and
+    /// is counted by its own write. On PostgreSQL this waits for the writes of inbound calls in
     /// flight (`LOCK TABLE call_records IN SHARE MODE`, held only while it counts, and holding
-    /// no row lock), which read the limit before it was committed: it then sees their records.
-    /// On SQLite, writes are one at a time anyway.
+    /// no row lock), which may have read no limit: it then sees their records. Every inbound
+    /// batch takes its conflicting lock on `call_records` before it reads a limit or writes a
+    /// row, so the two run one after the other and never wait on each other's rows. On SQLite,
+    /// writes are one at a time anyway.
+    ///
+    /// Its cost: the records of every organization started within the maximum call age are
+    /// read (the `started_at` index), while the writes of inbound calls wait on PostgreSQL (the
+    /// calls are still answered; their records are written once it is done).
     ///
     /// # Errors
     /// [`RegistryError::Database`].

@@ -573,9 +573,16 @@ async fn write_batch(
     }
     let txn = db.begin().await?;
     // The first statement writes, so SQLite takes its write lock here (waiting up to the busy
-    // timeout) rather than failing to upgrade a read snapshot later; on PostgreSQL it locks
-    // the numbers' rows (see `lock_rows`). A retried webhook notes the time too.
+    // timeout) rather than failing to upgrade a read snapshot later. On PostgreSQL the batch
+    // first takes the lock its record inserts will take anyway, before it reads any limit or
+    // writes any row, so that the count of calls in progress when a limit is set (which holds
+    // SHARE on `call_records`) and this batch run one after the other: the count sees the
+    // batch's records, or the batch sees the limit, and neither waits on a row the other holds
+    // (`count_calls_in_progress`). Then it locks the numbers' rows (see `lock_rows`). A retried
+    // webhook notes the time too.
     if backend == DbBackend::Postgres {
+        txn.execute_unprepared("LOCK TABLE call_records IN ROW EXCLUSIVE MODE")
+            .await?;
         lock_rows(&txn, calls).await?;
     }
     let mut numbers: Vec<&str> = calls.iter().map(|c| c.number_id.as_str()).collect();
@@ -682,6 +689,14 @@ async fn write_plain<C: ConnectionTrait>(
         .collect();
     // 2. The calls with no limit: their records (and active calls where a limit applies by
     //    now, and forwarding), a few statements for all of them.
+    //    One row per carrier call id: the same call id on two numbers (a forger's, or a
+    //    carrier's mistake) is written once, as PostgreSQL's upsert cannot touch a row twice in
+    //    one statement.
+    let mut seen = HashSet::new();
+    let fresh: Vec<&PendingCall> = fresh
+        .into_iter()
+        .filter(|c| seen.insert((c.provider, c.carrier_call_id.as_str())))
+        .collect();
     let ids: Vec<String> = fresh.iter().map(|_| new_id()).collect();
     let rows: Vec<Row<'_>> = fresh
         .iter()

@@ -14,10 +14,10 @@
 //! | `numbers` | imported numbers; `e164` is UNIQUE across all organizations; webhook mode, status (`importing`/`active`/`removing`), the saved and the applied inbound configuration as JSON, concurrency limit |
 //! | `agents` | where calls go (media stream URL or SIP URI), fallback number, concurrency limit |
 //! | `audit_log` | every carrier call made for an organization: when, action, number, whether it changed the account, outcome code; never a secret or a carrier message |
-//! | `call_records` | calls by (provider, carrier call id): direction, status, duration, times |
+//! | `call_records` | calls by (provider, carrier call id): direction, status, duration, times; for an inbound call, the number it called and the agent it was connected to |
 //! | `operations` | workflows in flight (see below) |
 //! | `webhook_idempotency` | the first answer to a webhook, by (provider, key), insert-if-absent |
-//! | `active_calls` | calls in progress, counted for admission control |
+//! | `active_calls` | calls in progress counted for admission control: those a limit applied to (on their number or agent) when they were written or when the limit was set, and outbound calls |
 //! | `outbound_calls` | the outbound calls placed through the API: number, connection and agent of each call record |
 //! | `api_idempotency_keys` | the first answer to each `Idempotency-Key` of an organization, by (organization, key), insert-if-absent |
 //! | `managed_accounts` | per organization and provider, the connection holding its managed numbers (a Twilio subaccount, or the platform's Telnyx account); see [`managed`](crate::PlatformAccounts) |
