@@ -21,6 +21,8 @@
 #      numbers as the base run (BASE_NUMBERS, spread over all SCALE): p50 ratio, only the size
 #      of the registry differs; then once more with every call to a number not called before
 #      (no route cached; OPEN_POOL templates, spread over all SCALE): p50_scale_all ratio.
+# Each run also reports the CPU time (user and system) the server and the load generator spent
+# per request over its measured phase (server_us, load_us; they share the machine's cores).
 # Results: a summary table on stdout, target/bench/<database>.json and target/bench/machine.json.
 # Each phase's summary has "repeated": requests sent again because the phase outgrew its pool
 # (0 when every request was a new call); <database>.json gathers them under "repeated", and the
@@ -112,9 +114,11 @@ wait_http() {
 }
 
 load() { # load LABEL TARGET TEMPLATES POOL [extra webhook-load flags...]
-  local label=$1 target=$2 templates=$3 pool=$4; shift 4
+  local label=$1 target=$2 templates=$3 pool=$4 server_pid; shift 4
+  # The server's CPU time over the measured phase is reported per request (cpu in the summary).
+  if [ "$target" = "$PUBLIC_URL" ]; then server_pid=$gateway_pid; else server_pid=$reference_pid; fi
   "$BIN/webhook-load" --target "$target" --templates "$templates" --pool "$pool" \
-    --duration "$DURATION" --warmup "$WARMUP" --label "$label" "$@"
+    --duration "$DURATION" --warmup "$WARMUP" --label "$label" --server-pid "$server_pid" "$@"
 }
 
 seed() { # seed DB_URL NUMBERS TEMPLATES_OUT [CALLED_NUMBERS]
@@ -146,7 +150,8 @@ CLOSED_POOL=${CLOSED_POOL:-$(( 130000 * (DURATION + WARMUP) ))}
 
 # --- the shared reference server and carrier emulator ---------------------------------------
 "$BIN/twiml-reference" "$REFERENCE_ADDR" 2>>"$WORK/reference.log" &
-pids+=("$!")
+reference_pid=$!
+pids+=("$reference_pid")
 say "carrier emulator with a $LISTING-number Twilio account"
 LISTING_SID=AC0000000000000000000000000000ee01
 LISTING_TOKEN=bench-listing-account-auth-token
@@ -307,7 +312,7 @@ done
 # --- summary -------------------------------------------------------------------------------
 echo
 echo "machine: $(jq -r '"\(.cpu), \(.nproc) cores, \(.memory_gib) GiB, load \(.loadavg_at_start), \(.rustc)"' "$OUT/machine.json")"
-printf '%-9s %-34s %10s %8s %8s %8s %8s\n' database run rps p50_ms p99_ms p999_ms errors
+printf '%-9s %-34s %10s %8s %8s %8s %8s %10s %10s\n' database run rps p50_ms p99_ms p999_ms errors server_us load_us
 for db in "${ran[@]}"; do
   jq -r --arg db "$db" '
     [["gateway open \(.settings.rate)/s, \(.settings.base_numbers) nos", .gateway_open],
@@ -316,8 +321,9 @@ for db in "${ran[@]}"; do
      ["reference closed \(.settings.connections) conns", .reference_closed],
      ["gateway open \(.settings.rate)/s, \(.settings.scale_numbers) nos", .gateway_open_scale],
      ["  ... every call a new number", .gateway_open_scale_all]][]
-    | [$db, .[0], (.[1].throughput_rps | floor), .[1].p50_ms, .[1].p99_ms, .[1].p999_ms, .[1].errors]
-    | @tsv' "$OUT/$db.json" | awk -F'\t' '{ printf "%-9s %-34s %10s %8.3f %8.3f %8.3f %8s\n", $1, $2, $3, $4, $5, $6, $7 }'
+    | [$db, .[0], (.[1].throughput_rps | floor), .[1].p50_ms, .[1].p99_ms, .[1].p999_ms, .[1].errors,
+       (.[1].cpu.server_us_per_request // "-"), (.[1].cpu.load_us_per_request // "-")]
+    | @tsv' "$OUT/$db.json" | awk -F'\t' '{ printf "%-9s %-34s %10s %8.3f %8.3f %8.3f %8s %10.1f %10.1f\n", $1, $2, $3, $4, $5, $6, $7, $8, $9 }'
 done
 echo
 printf '%-9s %14s %14s %14s %10s %10s %12s %12s %14s\n' database throughput_x p50_scale_x p50_scale_all_x idle_MiB load_MiB listing_MiB seed_base_s seed_to_scale_s

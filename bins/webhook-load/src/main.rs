@@ -78,6 +78,10 @@ struct Args {
     /// A label copied into the summary.
     #[arg(long, default_value = "")]
     label: String,
+    /// The server's process id: its CPU time over the measured phase is reported per request
+    /// beside the load generator's own (`cpu` in the summary; Linux, from `/proc`).
+    #[arg(long)]
+    server_pid: Option<u32>,
 }
 
 impl Args {
@@ -296,6 +300,66 @@ struct Summary {
     pool: u64,
     /// Requests of the measured phase that were sent before (the run outgrew the pool).
     repeated: u64,
+    /// CPU time spent over the measured phase (absent where `/proc` cannot be read).
+    cpu: Option<CpuUse>,
+}
+
+/// CPU time (user and system, every thread) over the measured phase, per answered request and
+/// in cores busy: the server's (`--server-pid`) and the load generator's own. On a machine
+/// the two share, the throughput of either server is bounded by the sum per request.
+#[derive(Debug, Serialize)]
+struct CpuUse {
+    server_us_per_request: Option<f64>,
+    load_us_per_request: f64,
+    server_cores: Option<f64>,
+    load_cores: f64,
+}
+
+/// Clock ticks per second of `/proc/<pid>/stat`'s times: Linux's `USER_HZ`, 100 on every
+/// architecture it runs on.
+const USER_HZ: f64 = 100.0;
+
+/// CPU time a process has used (user and system, all its threads, living and exited), in
+/// clock ticks, from `/proc/<pid>/stat` (`self` for this process).
+fn cpu_ticks(pid: &str) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces: count from after it.
+    // utime and stime are fields 14 and 15, the 12th and 13th after the name.
+    let mut fields = stat
+        .get(stat.rfind(')')? + 1..)?
+        .split_whitespace()
+        .skip(11);
+    let user: u64 = fields.next()?.parse().ok()?;
+    let system: u64 = fields.next()?.parse().ok()?;
+    Some(user + system)
+}
+
+/// CPU ticks of the load generator and of the server (when its pid is known) at one moment.
+fn cpu_snapshot(server: Option<u32>) -> Option<(u64, Option<u64>)> {
+    Some((
+        cpu_ticks("self")?,
+        server.and_then(|pid| cpu_ticks(&pid.to_string())),
+    ))
+}
+
+fn cpu_use(
+    before: Option<(u64, Option<u64>)>,
+    after: Option<(u64, Option<u64>)>,
+    requests: u64,
+    seconds: f64,
+) -> Option<CpuUse> {
+    let ((load_0, server_0), (load_1, server_1)) = (before?, after?);
+    let requests = requests.max(1) as f64;
+    let us = |ticks: u64| ticks as f64 / USER_HZ * 1e6 / requests;
+    let cores = |ticks: u64| ticks as f64 / USER_HZ / seconds.max(f64::MIN_POSITIVE);
+    let server = server_0.zip(server_1).map(|(a, b)| b.saturating_sub(a));
+    let load = load_1.saturating_sub(load_0);
+    Some(CpuUse {
+        server_us_per_request: server.map(us),
+        load_us_per_request: us(load),
+        server_cores: server.map(cores),
+        load_cores: cores(load),
+    })
 }
 
 struct Shared {
@@ -390,7 +454,9 @@ async fn run(args: Args, pool: Pool) -> anyhow::Result<Summary> {
     }
     let measured = Duration::from_secs(args.duration);
     let first = shared.next.load(Ordering::Relaxed);
+    let cpu_before = cpu_snapshot(args.server_pid);
     let (histogram, elapsed, max_lag) = phase(&shared, &args, measured).await?;
+    let cpu_after = cpu_snapshot(args.server_pid);
     // Every send of the phase has been answered: `next` is one past its last request.
     let last = shared.next.load(Ordering::Relaxed);
 
@@ -417,6 +483,7 @@ async fn run(args: Args, pool: Pool) -> anyhow::Result<Summary> {
         max_lag_ms: max_lag.as_secs_f64() * 1000.0,
         pool: pool_size,
         repeated: last.saturating_sub(first.max(pool_size)),
+        cpu: cpu_use(cpu_before, cpu_after, ok + errors, elapsed.as_secs_f64()),
     })
 }
 
@@ -490,6 +557,40 @@ fn micros(latency: Duration) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cpu_time_is_read_from_proc_and_divided_per_request() {
+        if !std::path::Path::new("/proc/self/stat").exists() {
+            eprintln!("no /proc here: CPU accounting is absent from the summary, not tested");
+            return;
+        }
+        let before = cpu_ticks("self").expect("this process's CPU time");
+        // Busy for at least three clock ticks of this thread's own CPU.
+        let started = Instant::now();
+        let mut x = 0u64;
+        while started.elapsed() < Duration::from_millis(60) {
+            x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+        }
+        let after = cpu_ticks("self").expect("this process's CPU time");
+        assert!(after >= before + 3, "{before} -> {after}");
+        assert_eq!(cpu_ticks("not-a-pid"), None);
+
+        // 150 ticks (1.5 s) of server and 50 of load generator over 10,000 requests in 2 s.
+        let usage = cpu_use(
+            Some((100, Some(1000))),
+            Some((150, Some(1150))),
+            10_000,
+            2.0,
+        )
+        .expect("both snapshots");
+        assert_eq!(usage.server_us_per_request, Some(150.0));
+        assert_eq!(usage.load_us_per_request, 50.0);
+        assert_eq!(usage.server_cores, Some(0.75));
+        assert_eq!(usage.load_cores, 0.25);
+        let no_server = cpu_use(Some((0, None)), Some((10, None)), 100, 1.0).expect("load only");
+        assert_eq!(no_server.server_us_per_request, None);
+        assert!(cpu_use(None, Some((10, None)), 100, 1.0).is_none());
+    }
 
     #[test]
     fn every_request_is_a_new_signed_call_round_robin_over_the_templates() -> anyhow::Result<()> {
