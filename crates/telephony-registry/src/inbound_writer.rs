@@ -404,10 +404,17 @@ async fn run(
         }
         // Two deliveries of one webhook go in different transactions: the second then finds
         // the first's answer.
-        let mut seen = HashSet::new();
+        let first_delivery: Vec<bool> = {
+            let mut seen = HashSet::with_capacity(batch.len());
+            batch
+                .iter()
+                .map(|job| seen.insert((job.call.provider, job.call.idempotency_key.as_str())))
+                .collect()
+        };
+        let mut first_delivery = first_delivery.into_iter();
         let (mut batch, later): (Vec<Job>, Vec<Job>) = batch
             .into_iter()
-            .partition(|job| seen.insert((job.call.provider, job.call.idempotency_key.clone())));
+            .partition(|_| first_delivery.next().unwrap_or(true));
         next = later;
         // Every writer inserts in the order of the keys, so two batches holding some of the
         // same keys wait for each other rather than deadlock.
