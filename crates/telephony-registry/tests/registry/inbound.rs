@@ -1003,3 +1003,150 @@ db_test!(
         assert_eq!(records.len(), 5, "every call recorded once");
     }
 );
+
+db_test!(
+    a_call_id_repeated_on_two_numbers_in_one_burst_is_recorded_once_and_loses_no_other_call,
+    |env| {
+        // An organization can sign webhooks for its own numbers with any CallSid: here it sends
+        // one call id to two of its numbers, in the same burst as another organization's calls.
+        // Every call must still be recorded, and the repeated id once. (The group commit writes
+        // one row per carrier call id, as PostgreSQL's upsert cannot touch one row twice in a
+        // statement; a group commit that fails is written again call by call, so this checks
+        // the outcome, not which of the two produced it.) The first burst
+        // has nothing to count (PostgreSQL writes it as one statement), the second holds calls
+        // counted against a limit (a transaction, statement by statement).
+        let (org, conn) = twilio_org(&env.registry, "Acme").await;
+        let (forger, forger_conn) = twilio_org(&env.registry, "Forger").await;
+        let agent = |limit| NewAgent {
+            name: "bot".into(),
+            target: AgentTarget::MediaStream("wss://agents.example/s".into()),
+            fallback_number: None,
+            max_concurrent_calls: limit,
+        };
+        let free = env
+            .registry
+            .create_agent(&org, agent(None))
+            .await
+            .expect("agent");
+        let limited = env
+            .registry
+            .create_agent(&org, agent(Some(100)))
+            .await
+            .expect("agent");
+        let forger_agent = env
+            .registry
+            .create_agent(&forger, agent(None))
+            .await
+            .expect("agent");
+        let number = |org, conn, e164: &'static str| {
+            let registry = &env.registry;
+            async move {
+                done(
+                    registry
+                        .import_number(org, import(conn, e164, WebhookMode::OutboundOnly))
+                        .await
+                        .expect("import"),
+                )
+            }
+        };
+        // The forger's two numbers are in two carrier accounts of its own.
+        let second_conn = env
+            .registry
+            .connect_carrier(
+                &forger,
+                crate::twilio_connection(
+                    "second account",
+                    "AC0000000000000000000000000000aa02",
+                    "twilio-token-two",
+                ),
+            )
+            .await
+            .expect("connect the second account");
+        let own = number(&org, &conn, "+14155550100").await;
+        let forged = [
+            number(&forger, &forger_conn, "+14155550101").await,
+            number(&forger, &second_conn, "+14155550200").await,
+        ];
+
+        for (burst, with_counted) in [("a", false), ("b", true)] {
+            let ids: Vec<String> = (0..30).map(|i| format!("CA-{burst}-{i:02}")).collect();
+            let keys: Vec<String> = ids.iter().map(|id| format!("voice:{id}")).collect();
+            let repeated = format!("CA-dup-{burst}");
+            let forged_keys: Vec<String> = forged
+                .iter()
+                .map(|n| format!("voice:{}:{repeated}", n.id))
+                .collect();
+            let mut calls = Vec::new();
+            for (i, (id, key)) in ids.iter().zip(&keys).enumerate() {
+                let agent = if with_counted && i % 3 == 0 {
+                    &limited
+                } else {
+                    &free
+                };
+                calls.push(InboundCall {
+                    provider: Provider::Twilio,
+                    carrier_call_id: id,
+                    number: &own,
+                    agent: Some(agent),
+                    status: "ringing",
+                    forwarded: None,
+                    idempotency_key: key,
+                });
+                if i == 10 {
+                    for (number, key) in forged.iter().zip(&forged_keys) {
+                        calls.push(InboundCall {
+                            provider: Provider::Twilio,
+                            carrier_call_id: &repeated,
+                            number,
+                            agent: Some(&forger_agent),
+                            status: "ringing",
+                            forwarded: None,
+                            idempotency_key: key,
+                        });
+                    }
+                }
+            }
+            let answers = futures::future::join_all(calls.iter().map(|call| {
+                env.registry
+                    .answer_inbound_call(call, |admission| format!("{admission:?}"))
+            }))
+            .await;
+            for (call, answer) in calls.iter().zip(answers) {
+                let answer = answer.unwrap_or_else(|e| panic!("{}: {e}", call.carrier_call_id));
+                assert!(
+                    answer.body.starts_with("Admitted"),
+                    "{}: {}",
+                    call.carrier_call_id,
+                    answer.body
+                );
+            }
+            env.registry.settle_inbound_calls().await;
+
+            let recorded = env.registry.list_calls(&org, 1000).await.expect("calls");
+            for id in &ids {
+                assert_eq!(
+                    recorded.iter().filter(|c| &c.carrier_call_id == id).count(),
+                    1,
+                    "burst {burst}: {id} recorded once"
+                );
+            }
+            let forged_records = env.registry.list_calls(&forger, 1000).await.expect("calls");
+            assert_eq!(
+                forged_records
+                    .iter()
+                    .filter(|c| c.carrier_call_id == repeated)
+                    .count(),
+                1,
+                "burst {burst}: the repeated call id is one record"
+            );
+        }
+        assert_eq!(
+            env.registry
+                .active_calls_for_agent(&limited.id)
+                .await
+                .expect("count"),
+            10,
+            "the counted calls of the second burst are counted once each"
+        );
+    }
+);
