@@ -4,11 +4,19 @@
 //! This path trusts its caller (an operator's tool such as `telephony-seed`): it does not ask
 //! the carrier whether the credentials work or whether the account owns the numbers, and it
 //! never changes a carrier account (numbers are written in `outbound_only` mode, `active`).
+//! It does check what the database can tell: a number's connection and agent must be its
+//! organization's, on both back ends (SQLite enforces no foreign keys), so a caller's mistake
+//! cannot give one organization's number another's credentials or agent.
 //! Credentials are still sealed with the vault exactly as [`Registry::connect_carrier`] seals
 //! them, and a number already imported anywhere is still refused by the database's UNIQUE
 //! constraint.
 
-use sea_orm::{ActiveValue::Set, EntityTrait, TransactionTrait};
+use std::collections::{BTreeMap, BTreeSet};
+
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect,
+    TransactionTrait,
+};
 use telephony_carrier::{E164, Provider};
 use telephony_vault::{Aad, SecretString};
 
@@ -208,10 +216,11 @@ impl Registry {
     /// how many rows were written.
     ///
     /// # Errors
-    /// [`RegistryError::InvalidPhoneNumber`] for a number that is not E.164 (nothing is written
-    /// then); [`RegistryError::NumberAlreadyImported`] when one is already imported (the
-    /// transaction is rolled back); [`RegistryError::Database`], for instance for an unknown
-    /// organization or connection on PostgreSQL.
+    /// [`RegistryError::InvalidPhoneNumber`] for a number that is not E.164, and
+    /// [`RegistryError::InvalidRequest`] for one whose connection or agent does not exist or is
+    /// another organization's (nothing is written then); [`RegistryError::NumberAlreadyImported`]
+    /// when one is already imported (the transaction is rolled back); [`RegistryError::Database`],
+    /// for instance for an unknown organization on PostgreSQL.
     pub async fn bulk_insert_numbers(&self, numbers: &[BulkNumber]) -> Result<u64> {
         let at = now();
         let mut rows = Vec::with_capacity(numbers.len());
@@ -237,6 +246,9 @@ impl Registry {
         }
         let mut written = 0;
         let txn = self.db.begin().await?;
+        // Checked inside the transaction that writes the numbers: on PostgreSQL a connection or
+        // agent deleted meanwhile is still caught by its foreign key.
+        check_owners(&txn, numbers).await?;
         while !rows.is_empty() {
             let rest = rows.split_off(rows.len().min(ROWS_PER_INSERT));
             let chunk = std::mem::replace(&mut rows, rest);
@@ -254,4 +266,67 @@ impl Registry {
         txn.commit().await?;
         Ok(written)
     }
+}
+
+/// Fails unless every number's connection and agent exist and belong to the number's
+/// organization (one query per 1,000 distinct ids of each).
+async fn check_owners<C: ConnectionTrait>(db: &C, numbers: &[BulkNumber]) -> Result<()> {
+    let connections: BTreeSet<&str> = numbers.iter().map(|n| n.connection_id.as_str()).collect();
+    let connection_owners = owners::<connection::Entity, _>(
+        db,
+        &connections,
+        connection::Column::Id,
+        connection::Column::OrgId,
+    )
+    .await?;
+    let agents: BTreeSet<&str> = numbers
+        .iter()
+        .filter_map(|n| n.agent_id.as_deref())
+        .collect();
+    let agent_owners =
+        owners::<agent::Entity, _>(db, &agents, agent::Column::Id, agent::Column::OrgId).await?;
+    for n in numbers {
+        if connection_owners.get(&n.connection_id) != Some(&n.org_id) {
+            return Err(RegistryError::InvalidRequest(format!(
+                "number {}: its connection is not one of its organization's",
+                n.e164.trim()
+            )));
+        }
+        if let Some(agent_id) = &n.agent_id
+            && agent_owners.get(agent_id) != Some(&n.org_id)
+        {
+            return Err(RegistryError::InvalidRequest(format!(
+                "number {}: its agent is not one of its organization's",
+                n.e164.trim()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The owning organization of each of `ids` that exists, read `ROWS_PER_INSERT` ids at a time.
+async fn owners<E, C>(
+    db: &C,
+    ids: &BTreeSet<&str>,
+    id: E::Column,
+    org_id: E::Column,
+) -> Result<BTreeMap<String, String>>
+where
+    E: EntityTrait,
+    C: ConnectionTrait,
+{
+    let ids: Vec<&str> = ids.iter().copied().collect();
+    let mut owners = BTreeMap::new();
+    for chunk in ids.chunks(ROWS_PER_INSERT) {
+        let rows: Vec<(String, String)> = E::find()
+            .select_only()
+            .column(id)
+            .column(org_id)
+            .filter(id.is_in(chunk.iter().copied()))
+            .into_tuple()
+            .all(db)
+            .await?;
+        owners.extend(rows);
+    }
+    Ok(owners)
 }

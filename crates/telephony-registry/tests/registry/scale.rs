@@ -295,6 +295,57 @@ db_test!(
             registry.bulk_insert_numbers(&bad).await,
             Err(RegistryError::InvalidPhoneNumber)
         ));
+        // A number whose connection or agent is another organization's, or does not exist, is
+        // refused with the whole batch, on both databases.
+        let stray = |connection_id: &str, agent_id: Option<&String>| {
+            vec![
+                BulkNumber {
+                    e164: "+12005558888".to_owned(),
+                    ..batch[0].clone()
+                },
+                BulkNumber {
+                    e164: "+12005559999".to_owned(),
+                    connection_id: connection_id.to_owned(),
+                    agent_id: agent_id.cloned(),
+                    ..batch[0].clone()
+                },
+            ]
+        };
+        for (what, numbers) in [
+            (
+                "another organization's connection",
+                stray(&beta.connection_ids[0], None),
+            ),
+            ("an unknown connection", stray("no-such-connection", None)),
+            (
+                "another organization's agent",
+                stray(&alpha.connection_ids[0], beta.agent_id.as_ref()),
+            ),
+            (
+                "an unknown agent",
+                stray(&alpha.connection_ids[0], Some(&"no-such-agent".to_owned())),
+            ),
+        ] {
+            let error = registry
+                .bulk_insert_numbers(&numbers)
+                .await
+                .expect_err(what);
+            assert_eq!(error.code(), "invalid_request", "{what}: {error}");
+            assert!(
+                error.to_string().contains("+12005559999"),
+                "{what}: {error}"
+            );
+            for e164 in ["+12005558888", "+12005559999"] {
+                assert!(
+                    registry
+                        .number_by_e164(e164)
+                        .await
+                        .expect("lookup")
+                        .is_none(),
+                    "{what}: nothing written"
+                );
+            }
+        }
         let error = registry
             .bulk_create_tenants(&[tenant("gamma", &[("ACnot-a-sid", "t")])])
             .await
