@@ -11,19 +11,22 @@ use telephony_registry::{
 use crate::harness::TWILIO_TOKEN;
 use crate::{db_test, done, import, twilio_org};
 
+/// The settings of an agent answering by media stream, with an optional limit on its
+/// concurrent calls.
+fn media_agent(max_concurrent_calls: Option<u32>) -> NewAgent {
+    NewAgent {
+        name: "bot".into(),
+        target: AgentTarget::MediaStream("wss://agents.example/s".into()),
+        fallback_number: None,
+        max_concurrent_calls,
+    }
+}
+
 db_test!(one_read_gives_the_number_its_secrets_and_its_agent, |env| {
     let (org, conn) = twilio_org(&env.registry, "Acme").await;
     let agent = env
         .registry
-        .create_agent(
-            &org,
-            NewAgent {
-                name: "bot".into(),
-                target: AgentTarget::MediaStream("wss://agents.example/s".into()),
-                fallback_number: None,
-                max_concurrent_calls: None,
-            },
-        )
+        .create_agent(&org, media_agent(None))
         .await
         .expect("agent");
     let number = done(
@@ -155,15 +158,7 @@ db_test!(
         let (org, conn) = twilio_org(&env.registry, "Acme").await;
         let agent = env
             .registry
-            .create_agent(
-                &org,
-                NewAgent {
-                    name: "bot".into(),
-                    target: AgentTarget::MediaStream("wss://agents.example/s".into()),
-                    fallback_number: None,
-                    max_concurrent_calls: Some(1),
-                },
-            )
+            .create_agent(&org, media_agent(Some(1)))
             .await
             .expect("agent");
         let number = done(
@@ -267,15 +262,7 @@ db_test!(
         let (org, conn) = twilio_org(&env.registry, "Acme").await;
         let agent = env
             .registry
-            .create_agent(
-                &org,
-                NewAgent {
-                    name: "bot".into(),
-                    target: AgentTarget::MediaStream("wss://agents.example/s".into()),
-                    fallback_number: None,
-                    max_concurrent_calls: Some(5),
-                },
-            )
+            .create_agent(&org, media_agent(Some(5)))
             .await
             .expect("agent");
         let number = done(
@@ -333,15 +320,7 @@ db_test!(
         let (org, conn) = twilio_org(&env.registry, "Acme").await;
         let agent = env
             .registry
-            .create_agent(
-                &org,
-                NewAgent {
-                    name: "bot".into(),
-                    target: AgentTarget::MediaStream("wss://agents.example/s".into()),
-                    fallback_number: None,
-                    max_concurrent_calls: None,
-                },
-            )
+            .create_agent(&org, media_agent(None))
             .await
             .expect("agent");
         let number = done(
@@ -412,16 +391,7 @@ db_test!(
         // its record when the limit is set, a late delivery of CA9 is now counted, finds itself
         // already admitted and gets the same answer, and a new call is refused.
         let agent = other
-            .update_agent(
-                &org,
-                &agent.id,
-                NewAgent {
-                    name: "bot".into(),
-                    target: AgentTarget::MediaStream("wss://agents.example/s".into()),
-                    fallback_number: None,
-                    max_concurrent_calls: Some(1),
-                },
-            )
+            .update_agent(&org, &agent.id, media_agent(Some(1)))
             .await
             .expect("limit");
         assert_eq!(
@@ -455,16 +425,7 @@ db_test!(
             .expect("new call");
         assert_eq!(refused.admission, Some(Admission::AtCapacity));
         let agent = other
-            .update_agent(
-                &org,
-                &agent.id,
-                NewAgent {
-                    name: "bot".into(),
-                    target: AgentTarget::MediaStream("wss://agents.example/s".into()),
-                    fallback_number: None,
-                    max_concurrent_calls: None,
-                },
-            )
+            .update_agent(&org, &agent.id, media_agent(None))
             .await
             .expect("no limit");
         let call = InboundCall {
@@ -518,20 +479,14 @@ db_test!(
     |env| {
         let (org, conn) = twilio_org(&env.registry, "Acme").await;
         let (other_org, _) = twilio_org(&env.registry, "Other").await;
-        let new_agent = |limit| NewAgent {
-            name: "bot".into(),
-            target: AgentTarget::MediaStream("wss://agents.example/s".into()),
-            fallback_number: None,
-            max_concurrent_calls: limit,
-        };
         let free = env
             .registry
-            .create_agent(&org, new_agent(None))
+            .create_agent(&org, media_agent(None))
             .await
             .expect("agent");
         let limited = env
             .registry
-            .create_agent(&org, new_agent(Some(3)))
+            .create_agent(&org, media_agent(Some(3)))
             .await
             .expect("agent");
         let plain_number = done(
@@ -695,7 +650,7 @@ db_test!(
             0
         );
         env.registry
-            .update_agent(&org, &free.id, new_agent(Some(100)))
+            .update_agent(&org, &free.id, media_agent(Some(100)))
             .await
             .expect("limit");
         assert_eq!(
@@ -875,15 +830,9 @@ db_test!(
     a_limit_set_later_counts_the_calls_in_progress_and_the_calls_answered_before_it_was_seen,
     |env| {
         let (org, conn) = twilio_org(&env.registry, "Acme").await;
-        let agent_settings = |limit| NewAgent {
-            name: "bot".into(),
-            target: AgentTarget::MediaStream("wss://agents.example/s".into()),
-            fallback_number: None,
-            max_concurrent_calls: limit,
-        };
         let agent = env
             .registry
-            .create_agent(&org, agent_settings(None))
+            .create_agent(&org, media_agent(None))
             .await
             .expect("agent");
         let mut numbers = Vec::new();
@@ -962,7 +911,7 @@ db_test!(
         // A limit on the agent counts its calls on both numbers, each once.
         for _ in 0..2 {
             other
-                .update_agent(&org, &agent.id, agent_settings(Some(5)))
+                .update_agent(&org, &agent.id, media_agent(Some(5)))
                 .await
                 .expect("agent limit");
             assert_eq!(
@@ -1017,25 +966,19 @@ db_test!(
         // counted against a limit (a transaction, statement by statement).
         let (org, conn) = twilio_org(&env.registry, "Acme").await;
         let (forger, forger_conn) = twilio_org(&env.registry, "Forger").await;
-        let agent = |limit| NewAgent {
-            name: "bot".into(),
-            target: AgentTarget::MediaStream("wss://agents.example/s".into()),
-            fallback_number: None,
-            max_concurrent_calls: limit,
-        };
         let free = env
             .registry
-            .create_agent(&org, agent(None))
+            .create_agent(&org, media_agent(None))
             .await
             .expect("agent");
         let limited = env
             .registry
-            .create_agent(&org, agent(Some(100)))
+            .create_agent(&org, media_agent(Some(100)))
             .await
             .expect("agent");
         let forger_agent = env
             .registry
-            .create_agent(&forger, agent(None))
+            .create_agent(&forger, media_agent(None))
             .await
             .expect("agent");
         let number = |org, conn, e164: &'static str| {
