@@ -4,8 +4,8 @@
 use sea_orm::ConnectionTrait;
 use telephony_carrier::Provider;
 use telephony_registry::{
-    Admission, AgentTarget, CallUpdate, Direction, InboundCall, NewAgent, RegistryError,
-    WebhookMode, WebhookSecrets,
+    Admission, Agent, AgentTarget, CallUpdate, Connection, Direction, InboundCall, NewAgent,
+    Number, Registry, RegistryError, WebhookMode, WebhookSecrets,
 };
 
 use crate::harness::TWILIO_TOKEN;
@@ -22,22 +22,28 @@ fn media_agent(max_concurrent_calls: Option<u32>) -> NewAgent {
     }
 }
 
-db_test!(one_read_gives_the_number_its_secrets_and_its_agent, |env| {
-    let (org, conn) = twilio_org(&env.registry, "Acme").await;
-    let agent = env
-        .registry
-        .create_agent(&org, media_agent(None))
+/// A new agent of `org` answering by media stream (see [`media_agent`]).
+async fn new_agent(registry: &Registry, org: &str, max_concurrent_calls: Option<u32>) -> Agent {
+    registry
+        .create_agent(org, media_agent(max_concurrent_calls))
         .await
-        .expect("agent");
-    let number = done(
-        env.registry
-            .import_number(
-                &org,
-                import(&conn, "+14155550101", WebhookMode::OutboundOnly),
-            )
+        .expect("agent")
+}
+
+/// `e164` imported into `org` from `conn`, for outbound calls only (no carrier change).
+async fn imported(registry: &Registry, org: &str, conn: &Connection, e164: &str) -> Number {
+    done(
+        registry
+            .import_number(org, import(conn, e164, WebhookMode::OutboundOnly))
             .await
             .expect("import"),
-    );
+    )
+}
+
+db_test!(one_read_gives_the_number_its_secrets_and_its_agent, |env| {
+    let (org, conn) = twilio_org(&env.registry, "Acme").await;
+    let agent = new_agent(&env.registry, &org, None).await;
+    let number = imported(&env.registry, &org, &conn, "+14155550101").await;
     let route = env
         .registry
         .inbound_route(Provider::Twilio, "+14155550101")
@@ -116,15 +122,7 @@ db_test!(
     a_rotated_connection_routes_with_both_tokens_during_the_grace,
     |env| {
         let (org, conn) = twilio_org(&env.registry, "Acme").await;
-        done(
-            env.registry
-                .import_number(
-                    &org,
-                    import(&conn, "+14155550101", WebhookMode::OutboundOnly),
-                )
-                .await
-                .expect("import"),
-        );
+        imported(&env.registry, &org, &conn, "+14155550101").await;
         env.registry
             .rotate_credentials(
                 &org,
@@ -156,20 +154,8 @@ db_test!(
     a_call_is_admitted_recorded_and_answered_once_across_instances,
     |env| {
         let (org, conn) = twilio_org(&env.registry, "Acme").await;
-        let agent = env
-            .registry
-            .create_agent(&org, media_agent(Some(1)))
-            .await
-            .expect("agent");
-        let number = done(
-            env.registry
-                .import_number(
-                    &org,
-                    import(&conn, "+14155550101", WebhookMode::OutboundOnly),
-                )
-                .await
-                .expect("import"),
-        );
+        let agent = new_agent(&env.registry, &org, Some(1)).await;
+        let number = imported(&env.registry, &org, &conn, "+14155550101").await;
         let call = |id: &'static str, key: &'static str| InboundCall {
             provider: Provider::Twilio,
             carrier_call_id: id,
@@ -260,20 +246,8 @@ db_test!(
     racing_deliveries_of_one_counted_call_answer_the_same_document,
     |env| {
         let (org, conn) = twilio_org(&env.registry, "Acme").await;
-        let agent = env
-            .registry
-            .create_agent(&org, media_agent(Some(5)))
-            .await
-            .expect("agent");
-        let number = done(
-            env.registry
-                .import_number(
-                    &org,
-                    import(&conn, "+14155550101", WebhookMode::OutboundOnly),
-                )
-                .await
-                .expect("import"),
-        );
+        let agent = new_agent(&env.registry, &org, Some(5)).await;
+        let number = imported(&env.registry, &org, &conn, "+14155550101").await;
         let other = env.reopen().await;
         let call = InboundCall {
             provider: Provider::Twilio,
@@ -318,20 +292,8 @@ db_test!(
     a_call_with_no_limit_is_answered_at_once_and_written_once_on_any_instance,
     |env| {
         let (org, conn) = twilio_org(&env.registry, "Acme").await;
-        let agent = env
-            .registry
-            .create_agent(&org, media_agent(None))
-            .await
-            .expect("agent");
-        let number = done(
-            env.registry
-                .import_number(
-                    &org,
-                    import(&conn, "+14155550101", WebhookMode::OutboundOnly),
-                )
-                .await
-                .expect("import"),
-        );
+        let agent = new_agent(&env.registry, &org, None).await;
+        let number = imported(&env.registry, &org, &conn, "+14155550101").await;
         let other = env.reopen().await;
         let call = InboundCall {
             provider: Provider::Twilio,
@@ -479,34 +441,10 @@ db_test!(
     |env| {
         let (org, conn) = twilio_org(&env.registry, "Acme").await;
         let (other_org, _) = twilio_org(&env.registry, "Other").await;
-        let free = env
-            .registry
-            .create_agent(&org, media_agent(None))
-            .await
-            .expect("agent");
-        let limited = env
-            .registry
-            .create_agent(&org, media_agent(Some(3)))
-            .await
-            .expect("agent");
-        let plain_number = done(
-            env.registry
-                .import_number(
-                    &org,
-                    import(&conn, "+14155550100", WebhookMode::OutboundOnly),
-                )
-                .await
-                .expect("import"),
-        );
-        let limited_number = done(
-            env.registry
-                .import_number(
-                    &org,
-                    import(&conn, "+14155550101", WebhookMode::OutboundOnly),
-                )
-                .await
-                .expect("import"),
-        );
+        let free = new_agent(&env.registry, &org, None).await;
+        let limited = new_agent(&env.registry, &org, Some(3)).await;
+        let plain_number = imported(&env.registry, &org, &conn, "+14155550100").await;
+        let limited_number = imported(&env.registry, &org, &conn, "+14155550101").await;
         // The carrier reported CA-final's end before its first webhook; another organization
         // recorded CA-foreign first.
         let report = |org: &str, id: &str, number: &str, status: &str| CallUpdate {
@@ -699,15 +637,7 @@ db_test!(
 
 db_test!(a_numbers_last_call_is_noted_to_within_a_minute, |env| {
     let (org, conn) = twilio_org(&env.registry, "Acme").await;
-    let number = done(
-        env.registry
-            .import_number(
-                &org,
-                import(&conn, "+14155550101", WebhookMode::OutboundOnly),
-            )
-            .await
-            .expect("import"),
-    );
+    let number = imported(&env.registry, &org, &conn, "+14155550101").await;
     let answer = |id: &'static str| {
         let registry = &env.registry;
         let number = &number;
@@ -771,15 +701,7 @@ db_test!(
     a_late_delivery_does_not_turn_an_answered_call_back_to_ringing,
     |env| {
         let (org, conn) = twilio_org(&env.registry, "Acme").await;
-        let number = done(
-            env.registry
-                .import_number(
-                    &org,
-                    import(&conn, "+14155550101", WebhookMode::OutboundOnly),
-                )
-                .await
-                .expect("import"),
-        );
+        let number = imported(&env.registry, &org, &conn, "+14155550101").await;
         let call = InboundCall {
             provider: Provider::Twilio,
             carrier_call_id: "CA1",
@@ -830,11 +752,7 @@ db_test!(
     a_limit_set_later_counts_the_calls_in_progress_and_the_calls_answered_before_it_was_seen,
     |env| {
         let (org, conn) = twilio_org(&env.registry, "Acme").await;
-        let agent = env
-            .registry
-            .create_agent(&org, media_agent(None))
-            .await
-            .expect("agent");
+        let agent = new_agent(&env.registry, &org, None).await;
         let mut numbers = Vec::new();
         for e164 in ["+14155550100", "+14155550101"] {
             numbers.push(done(
@@ -966,32 +884,9 @@ db_test!(
         // counted against a limit (a transaction, statement by statement).
         let (org, conn) = twilio_org(&env.registry, "Acme").await;
         let (forger, forger_conn) = twilio_org(&env.registry, "Forger").await;
-        let free = env
-            .registry
-            .create_agent(&org, media_agent(None))
-            .await
-            .expect("agent");
-        let limited = env
-            .registry
-            .create_agent(&org, media_agent(Some(100)))
-            .await
-            .expect("agent");
-        let forger_agent = env
-            .registry
-            .create_agent(&forger, media_agent(None))
-            .await
-            .expect("agent");
-        let number = |org, conn, e164: &'static str| {
-            let registry = &env.registry;
-            async move {
-                done(
-                    registry
-                        .import_number(org, import(conn, e164, WebhookMode::OutboundOnly))
-                        .await
-                        .expect("import"),
-                )
-            }
-        };
+        let free = new_agent(&env.registry, &org, None).await;
+        let limited = new_agent(&env.registry, &org, Some(100)).await;
+        let forger_agent = new_agent(&env.registry, &forger, None).await;
         // The forger's two numbers are in two carrier accounts of its own.
         let second_conn = env
             .registry
@@ -1005,10 +900,10 @@ db_test!(
             )
             .await
             .expect("connect the second account");
-        let own = number(&org, &conn, "+14155550100").await;
+        let own = imported(&env.registry, &org, &conn, "+14155550100").await;
         let forged = [
-            number(&forger, &forger_conn, "+14155550101").await,
-            number(&forger, &second_conn, "+14155550200").await,
+            imported(&env.registry, &forger, &forger_conn, "+14155550101").await,
+            imported(&env.registry, &forger, &second_conn, "+14155550200").await,
         ];
 
         for (burst, with_counted) in [("a", false), ("b", true)] {
