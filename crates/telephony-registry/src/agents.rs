@@ -2,6 +2,7 @@
 
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder,
+    TransactionTrait, sea_query::Expr,
 };
 use telephony_carrier::E164;
 
@@ -102,17 +103,13 @@ impl Registry {
 
     /// Replaces an agent's settings (name, target, fallback, limit); its id and the numbers
     /// assigned to it stay. A limit set where there was none counts its calls in progress
-    /// against it (see `count_calls_in_progress`).
+    /// against it (see `count_calls_in_progress`), in the same transaction: the settings and
+    /// the count are committed together or not at all.
     ///
     /// # Errors
     /// [`RegistryError::NotFound`] for an unknown agent of the organization; the errors of
     /// [`Registry::create_agent`] for invalid settings.
     pub async fn update_agent(&self, org_id: &str, agent_id: &str, new: NewAgent) -> Result<Agent> {
-        let row = agent::Entity::find_by_id(agent_id.to_owned())
-            .filter(agent::Column::OrgId.eq(org_id))
-            .one(&self.db)
-            .await?
-            .ok_or(RegistryError::NotFound("agent"))?;
         let name = new.name.trim();
         if name.is_empty() {
             return Err(RegistryError::InvalidRequest("agent name is empty".into()));
@@ -122,20 +119,43 @@ impl Registry {
             E164::parse(fallback).map_err(|_| RegistryError::InvalidPhoneNumber)?;
         }
         let limit = check_limit(new.max_concurrent_calls)?;
-        let had_limit = row.max_concurrent_calls.is_some();
-        let mut active: agent::ActiveModel = row.into();
-        active.name = Set(name.to_owned());
-        active.target_kind = Set(kind.to_owned());
-        active.target = Set(target.to_owned());
-        active.fallback_number = Set(new.fallback_number);
-        active.max_concurrent_calls = Set(limit);
-        let updated = agent_from_row(active.update(&self.db).await?)?;
+        let txn = self.db.begin().await?;
+        if limit.is_some() {
+            crate::calls::lock_for_count(&txn).await?;
+        }
+        // The first statement writes, so SQLite takes its write lock (PostgreSQL the row's)
+        // before the limit the agent had is read.
+        let written = agent::Entity::update_many()
+            .col_expr(agent::Column::Name, Expr::value(name))
+            .col_expr(agent::Column::TargetKind, Expr::value(kind))
+            .col_expr(agent::Column::Target, Expr::value(target))
+            .col_expr(
+                agent::Column::FallbackNumber,
+                Expr::value(new.fallback_number.clone()),
+            )
+            .filter(agent::Column::Id.eq(agent_id))
+            .filter(agent::Column::OrgId.eq(org_id))
+            .exec(&txn)
+            .await?;
+        if written.rows_affected == 0 {
+            return Err(RegistryError::NotFound("agent"));
+        }
+        let had_limit = agent::Entity::find_by_id(agent_id.to_owned())
+            .one(&txn)
+            .await?
+            .is_some_and(|row| row.max_concurrent_calls.is_some());
+        agent::Entity::update_many()
+            .col_expr(agent::Column::MaxConcurrentCalls, Expr::value(limit))
+            .filter(agent::Column::Id.eq(agent_id))
+            .exec(&txn)
+            .await?;
         // Calls are counted from the moment a limit applies; one set before counted them.
-        if updated.max_concurrent_calls.is_some() && !had_limit {
-            self.count_calls_in_progress(org_id, crate::calls::CountedBy::Agent(agent_id))
+        if limit.is_some() && !had_limit {
+            self.count_calls_in_progress(&txn, org_id, crate::calls::CountedBy::Agent(agent_id))
                 .await?;
         }
-        Ok(updated)
+        txn.commit().await?;
+        self.agent(org_id, agent_id).await
     }
 
     /// One agent of the organization.

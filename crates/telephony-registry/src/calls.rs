@@ -26,6 +26,17 @@ pub(crate) enum CountedBy<'a> {
     Number(&'a str),
 }
 
+/// On PostgreSQL, takes `SHARE` on `call_records` for a transaction that may count calls in
+/// progress (see `Registry::count_calls_in_progress`): first, before it locks any row.
+/// Nothing on SQLite, whose writers run one at a time.
+pub(crate) async fn lock_for_count<C: ConnectionTrait>(txn: &C) -> Result<()> {
+    if txn.get_database_backend() == DbBackend::Postgres {
+        txn.execute_unprepared("LOCK TABLE call_records IN SHARE MODE")
+            .await?;
+    }
+    Ok(())
+}
+
 pub(crate) fn record_from_row(row: call_record::Model) -> CallRecord {
     CallRecord {
         id: row.id,
@@ -278,7 +289,9 @@ impl Registry {
     /// counts every active call of the number against it, whatever the call's agent; the
     /// caller passes it as [`CallAdmission::number_limit`]. A limit set where there was none
     /// counts the number's calls in progress that reached an agent (see
-    /// `count_calls_in_progress`).
+    /// `count_calls_in_progress`), in the same transaction: the limit and its count are
+    /// committed together or not at all, so a failure leaves the number without the limit, and
+    /// setting it again counts the calls.
     ///
     /// # Errors
     /// [`RegistryError::InvalidRequest`] for a limit of 0 (or one too large to store);
@@ -291,44 +304,55 @@ impl Registry {
         limit: Option<u32>,
     ) -> Result<Number> {
         let limit = crate::agents::check_limit(limit)?;
-        let had_limit = number::Entity::find_by_id(number_id.to_owned())
-            .filter(number::Column::OrgId.eq(org_id))
-            .one(&self.db)
-            .await?
-            .is_some_and(|row| row.max_concurrent_calls.is_some());
-        // One column, in one statement: a concurrent rename or repoint is not overwritten.
-        let updated = number::Entity::update_many()
-            .col_expr(number::Column::MaxConcurrentCalls, Expr::value(limit))
+        let txn = self.db.begin().await?;
+        if limit.is_some() {
+            lock_for_count(&txn).await?;
+        }
+        // The first statement writes, so SQLite takes its write lock (PostgreSQL the row's)
+        // before the limit the number had is read.
+        let touched = number::Entity::update_many()
             .col_expr(number::Column::UpdatedAt, Expr::value(now()))
             .filter(number::Column::Id.eq(number_id))
             .filter(number::Column::OrgId.eq(org_id))
-            .exec(&self.db)
+            .exec(&txn)
             .await?;
-        if updated.rows_affected == 0 {
+        if touched.rows_affected == 0 {
             return Err(RegistryError::NotFound("number"));
         }
+        let had_limit = number::Entity::find_by_id(number_id.to_owned())
+            .one(&txn)
+            .await?
+            .is_some_and(|row| row.max_concurrent_calls.is_some());
+        // One column: a concurrent rename or repoint is not overwritten.
+        number::Entity::update_many()
+            .col_expr(number::Column::MaxConcurrentCalls, Expr::value(limit))
+            .filter(number::Column::Id.eq(number_id))
+            .exec(&txn)
+            .await?;
         // Calls are counted from the moment a limit applies; one set before counted them.
         if limit.is_some() && !had_limit {
-            self.count_calls_in_progress(org_id, CountedBy::Number(number_id))
+            self.count_calls_in_progress(&txn, org_id, CountedBy::Number(number_id))
                 .await?;
         }
+        txn.commit().await?;
         self.number(org_id, number_id).await
     }
 
-    /// Counts, against a limit just set, the inbound calls in progress that were answered while
+    /// Counts, against a limit being set, the inbound calls in progress that were answered while
     /// no limit applied to them (such a call is written as its record alone, with no active-call
     /// row): the organization's calls connected to the agent, or to any agent on the number,
     /// started within [`crate::RegistryConfig::max_call_age`] and not reported over. Changes
     /// nothing for calls counted already. Returns how many calls it added.
     ///
-    /// It runs after the limit is committed, and only when a limit is set where there was none
-    /// (a limit already set counted the calls). A call written from then on sees the limit and
-    /// is counted by its own write. On PostgreSQL this waits for the writes of inbound calls in
-    /// flight (`LOCK TABLE call_records IN SHARE MODE`, held only while it counts, and holding
-    /// no row lock), which may have read no limit: it then sees their records. Every inbound
-    /// batch takes its conflicting lock on `call_records` before it reads a limit or writes a
-    /// row, so the two run one after the other and never wait on each other's rows. On SQLite,
-    /// writes are one at a time anyway.
+    /// It runs in the transaction that sets the limit, and only when a limit is set where there
+    /// was none (a limit already set counted the calls). A call written after that transaction
+    /// commits sees the limit and is counted by its own write. On PostgreSQL the transaction
+    /// first takes `SHARE` on `call_records` ([`lock_for_count`]), before it locks the agent's
+    /// or the number's row: it waits for the writes of inbound calls in flight, which may have
+    /// read no limit, and then sees their records; the writes that follow wait until it
+    /// commits. Every inbound batch takes its conflicting lock on `call_records` before it
+    /// reads a limit or locks a row, so the two run one after the other and never wait on each
+    /// other's rows. On SQLite, writes are one at a time anyway.
     ///
     /// Its cost: the records of every organization started within the maximum call age are
     /// read (the `started_at` index), while the writes of inbound calls wait on PostgreSQL (the
@@ -336,12 +360,13 @@ impl Registry {
     ///
     /// # Errors
     /// [`RegistryError::Database`].
-    pub(crate) async fn count_calls_in_progress(
+    pub(crate) async fn count_calls_in_progress<C: ConnectionTrait>(
         &self,
+        txn: &C,
         org_id: &str,
         by: CountedBy<'_>,
     ) -> Result<u64> {
-        let backend = self.db.get_database_backend();
+        let backend = txn.get_database_backend();
         let p = |i: usize| match backend {
             DbBackend::Postgres => format!("${i}"),
             _ => format!("?{i}"),
@@ -381,17 +406,7 @@ impl Registry {
                 Value::from(id),
             ],
         );
-        let added = if backend == DbBackend::Postgres {
-            let txn = self.db.begin().await?;
-            txn.execute_unprepared("LOCK TABLE call_records IN SHARE MODE")
-                .await?;
-            let added = txn.execute_raw(statement).await?;
-            txn.commit().await?;
-            added
-        } else {
-            self.db.execute_raw(statement).await?
-        };
-        Ok(added.rows_affected())
+        Ok(txn.execute_raw(statement).await?.rows_affected())
     }
 
     /// Admission control: counts the call against its number's and its agent's concurrency

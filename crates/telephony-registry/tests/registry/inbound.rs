@@ -872,6 +872,226 @@ db_test!(
 );
 
 db_test!(
+    a_limit_whose_count_of_calls_in_progress_fails_is_not_set_and_setting_it_again_counts_them,
+    |env| {
+        let (org, conn) = twilio_org(&env.registry, "Acme").await;
+        let agent = new_agent(&env.registry, &org, None).await;
+        let number = imported(&env.registry, &org, &conn, "+14155550100").await;
+        // A call in progress, answered while no limit applied: written as its record alone.
+        let answer = env
+            .registry
+            .answer_inbound_call(
+                &InboundCall {
+                    provider: Provider::Twilio,
+                    carrier_call_id: "CA1",
+                    number: &number,
+                    agent: Some(&agent),
+                    status: "ringing",
+                    forwarded: None,
+                    idempotency_key: "voice:CA1",
+                },
+                |admission| format!("{admission:?}"),
+            )
+            .await
+            .expect("answer");
+        assert_eq!(answer.admission, Some(Admission::Admitted));
+        env.registry.settle_inbound_calls().await;
+
+        // The database refuses the count's insert (as a failure midway would).
+        let (fail, heal) = match env.db.get_database_backend() {
+            sea_orm::DatabaseBackend::Sqlite => (
+                "CREATE TRIGGER refuse_count BEFORE INSERT ON active_calls \
+                 BEGIN SELECT RAISE(ABORT, 'injected failure'); END;",
+                "DROP TRIGGER refuse_count",
+            ),
+            _ => (
+                "CREATE FUNCTION refuse_count() RETURNS trigger AS $$ \
+                 BEGIN RAISE EXCEPTION 'injected failure'; END $$ LANGUAGE plpgsql; \
+                 CREATE TRIGGER refuse_count BEFORE INSERT ON active_calls \
+                 FOR EACH ROW EXECUTE FUNCTION refuse_count();",
+                "DROP TRIGGER refuse_count ON active_calls; DROP FUNCTION refuse_count();",
+            ),
+        };
+        env.db.execute_unprepared(fail).await.expect("fault");
+        let failed = env
+            .registry
+            .set_number_call_limit(&org, &number.id, Some(5))
+            .await
+            .expect_err("the count failed");
+        assert_eq!(failed.code(), "internal_error", "{failed}");
+        let renamed = NewAgent {
+            name: "renamed".into(),
+            ..media_agent(Some(5))
+        };
+        env.registry
+            .update_agent(&org, &agent.id, renamed.clone())
+            .await
+            .expect_err("the count failed");
+        // Nothing of either change stayed: no limit the calls in progress were not counted
+        // against, and not the agent's new name either.
+        assert_eq!(
+            env.registry
+                .number(&org, &number.id)
+                .await
+                .expect("number")
+                .max_concurrent_calls,
+            None
+        );
+        let unchanged = env.registry.agent(&org, &agent.id).await.expect("agent");
+        assert_eq!(
+            (unchanged.name.as_str(), unchanged.max_concurrent_calls),
+            ("bot", None)
+        );
+
+        // Once the database accepts it, setting the limits again counts the call in progress.
+        env.db.execute_unprepared(heal).await.expect("heal");
+        env.registry
+            .set_number_call_limit(&org, &number.id, Some(5))
+            .await
+            .expect("number limit");
+        assert_eq!(
+            env.registry
+                .active_calls_for_number(&number.id)
+                .await
+                .expect("count"),
+            1
+        );
+        let updated = env
+            .registry
+            .update_agent(&org, &agent.id, renamed)
+            .await
+            .expect("agent limit");
+        assert_eq!(
+            (updated.name.as_str(), updated.max_concurrent_calls),
+            ("renamed", Some(5))
+        );
+        assert_eq!(
+            env.registry
+                .active_calls_for_agent(&agent.id)
+                .await
+                .expect("count"),
+            1
+        );
+    }
+);
+
+db_test!(
+    limits_set_and_removed_while_two_instances_answer_calls_count_every_call_once_and_never_deadlock,
+    |env| {
+        let (org, conn) = twilio_org(&env.registry, "Acme").await;
+        let agent = new_agent(&env.registry, &org, None).await;
+        let limited = Agent {
+            max_concurrent_calls: Some(1000),
+            ..agent.clone()
+        };
+        let a = imported(&env.registry, &org, &conn, "+14155550100").await;
+        let b = imported(&env.registry, &org, &conn, "+14155550101").await;
+        let other = env.reopen().await;
+        // Each instance answers calls on both numbers in bursts, half of them from a route read
+        // while the agent had no limit (written by the batch without a transaction on
+        // PostgreSQL) and half from one read while it had one (counted in a transaction that
+        // locks rows); meanwhile the limits of the agent and of number A are set and removed
+        // on either instance, and finally set.
+        let answer_all = |registry: Registry, instance: usize| {
+            let (agent, limited, a, b) = (agent.clone(), limited.clone(), a.clone(), b.clone());
+            async move {
+                for burst in 0..15 {
+                    let calls: Vec<(String, &Number, &Agent)> = (0..10)
+                        .map(|i| {
+                            let number = if i % 2 == 0 { &a } else { &b };
+                            let route = if (burst + i) % 2 == 0 { &agent } else { &limited };
+                            (format!("CA{instance}-{burst}-{i}"), number, route)
+                        })
+                        .collect();
+                    let answers = futures::future::join_all(calls.iter().map(
+                        |(id, number, route)| {
+                            let key = format!("voice:{id}");
+                            let registry = &registry;
+                            async move {
+                                registry
+                                    .answer_inbound_call(
+                                        &InboundCall {
+                                            provider: Provider::Twilio,
+                                            carrier_call_id: id,
+                                            number,
+                                            agent: Some(route),
+                                            status: "ringing",
+                                            forwarded: None,
+                                            idempotency_key: &key,
+                                        },
+                                        |admission| format!("{admission:?}"),
+                                    )
+                                    .await
+                            }
+                        },
+                    ))
+                    .await;
+                    for answer in answers {
+                        let answer = answer.expect("every call is answered");
+                        assert!(matches!(
+                            answer.admission,
+                            Some(Admission::Admitted | Admission::AlreadyAdmitted)
+                        ));
+                    }
+                    tokio::task::yield_now().await;
+                }
+            }
+        };
+        let toggle = {
+            let (first, second) = (env.registry.clone(), other.clone());
+            let (org, agent_id, number_id) = (org.clone(), agent.id.clone(), a.id.clone());
+            async move {
+                for round in 0..6 {
+                    let registry = if round % 2 == 0 { &first } else { &second };
+                    for limit in [Some(1000), None, Some(1000)] {
+                        registry
+                            .update_agent(&org, &agent_id, media_agent(limit))
+                            .await
+                            .expect("agent limit");
+                        registry
+                            .set_number_call_limit(&org, &number_id, limit)
+                            .await
+                            .expect("number limit");
+                    }
+                    if round < 5 {
+                        registry
+                            .update_agent(&org, &agent_id, media_agent(None))
+                            .await
+                            .expect("agent limit removed");
+                        registry
+                            .set_number_call_limit(&org, &number_id, None)
+                            .await
+                            .expect("number limit removed");
+                    }
+                }
+            }
+        };
+        tokio::join!(
+            answer_all(env.registry.clone(), 1),
+            answer_all(other.clone(), 2),
+            toggle
+        );
+        other.settle_inbound_calls().await;
+        // Every call was in progress when the last limits were set, or was written after: each
+        // is counted once, by the count or by its own write, and none was lost between them.
+        assert_eq!(
+            env.registry
+                .active_calls_for_agent(&agent.id)
+                .await
+                .expect("count"),
+            300
+        );
+        assert_eq!(
+            env.registry
+                .active_calls_for_number(&a.id)
+                .await
+                .expect("count"),
+            150
+        );
+    }
+);
+
+db_test!(
     a_call_id_repeated_on_two_numbers_in_one_burst_is_recorded_once_and_loses_no_other_call,
     |env| {
         // An organization can sign webhooks for its own numbers with any CallSid: here it sends
