@@ -270,6 +270,28 @@ pub trait Carrier: Send + Sync + std::fmt::Debug {
     /// accepted the purchase with an answer that names nothing to look up.
     async fn buy_number(&self, request: &PurchaseRequest) -> Result<Purchase, CarrierError>;
 
+    /// The purchase of `e164` made with `reference` ([`PurchaseRequest::reference`]), as the
+    /// carrier holds it now, for a purchase whose answer was lost (the process died, or the
+    /// connection dropped, after the carrier was asked): `None` when nothing was bought. A
+    /// carrier with orders looks for the order with that reference, pending ones included,
+    /// and else for the number in the account; one without (Twilio sells at once) looks for
+    /// the number.
+    ///
+    /// # Errors
+    /// Any [`CarrierError`] but [`CarrierError::NotFound`]: the carrier could not be asked.
+    async fn find_purchase(
+        &self,
+        reference: &str,
+        e164: &E164,
+    ) -> Result<Option<Purchase>, CarrierError> {
+        let _ = reference;
+        match self.fetch_number(e164).await {
+            Ok(number) => Ok(Some(Purchase::Completed { number })),
+            Err(CarrierError::NotFound { .. }) => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
     /// The current state of an order that was [`Purchase::Pending`].
     ///
     /// # Errors

@@ -645,11 +645,19 @@ impl Carrier for TelnyxClient {
         let wanted = telnyx_config(&request.inbound)?;
         let url = self.url(&["number_orders"])?;
         let mut body = json!({ "phone_numbers": [{ "phone_number": request.e164.as_str() }] });
-        if let (Some(connection), Value::Object(map)) = (&wanted.connection_id, &mut body) {
-            map.insert(
-                "connection_id".to_owned(),
-                Value::String(connection.clone()),
-            );
+        if let Value::Object(map) = &mut body {
+            if let Some(connection) = &wanted.connection_id {
+                map.insert(
+                    "connection_id".to_owned(),
+                    Value::String(connection.clone()),
+                );
+            }
+            if let Some(reference) = &request.reference {
+                map.insert(
+                    "customer_reference".to_owned(),
+                    Value::String(reference.clone()),
+                );
+            }
         }
         let answer = self
             .send(
@@ -673,6 +681,37 @@ impl Carrier for TelnyxClient {
                 protocol_detail(error),
                 request.e164
             ))),
+        }
+    }
+
+    /// The number order made with `reference` (its `customer_reference`), read again by its id
+    /// (the list may lag the order); without one, the number in the account.
+    async fn find_purchase(
+        &self,
+        reference: &str,
+        e164: &E164,
+    ) -> Result<Option<Purchase>, CarrierError> {
+        let mut url = self.url(&["number_orders"])?;
+        url.query_pairs_mut()
+            .append_pair("filter[customer_reference]", reference)
+            .append_pair("page[size]", "20");
+        let list: WireList<WireOrder> = self
+            .get(url, &format!("telnyx number orders of {e164}"))
+            .await?;
+        let order = list.data.into_iter().find(|order| {
+            is_path_id(&order.id)
+                && order
+                    .phone_numbers
+                    .iter()
+                    .any(|n| n.phone_number == e164.as_str())
+        });
+        if let Some(order) = order {
+            return self.purchase_status(&order.id).await.map(Some);
+        }
+        match self.fetch_number(e164).await {
+            Ok(number) => Ok(Some(Purchase::Completed { number })),
+            Err(CarrierError::NotFound { .. }) => Ok(None),
+            Err(error) => Err(error),
         }
     }
 

@@ -224,6 +224,11 @@ pub struct PurchaseRequest {
     pub e164: E164,
     /// The inbound configuration to give it (Twilio voice URL, Telnyx connection).
     pub inbound: InboundConfig,
+    /// The buyer's own reference for the purchase (the gateway's order id), kept by a carrier
+    /// whose orders have one (Telnyx's `customer_reference`), so that a purchase whose answer
+    /// was lost can be found again ([`crate::Carrier::find_purchase`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
 }
 
 /// The state of a purchase.

@@ -707,6 +707,7 @@ impl Registry {
         let request = PurchaseRequest {
             e164: e164.clone(),
             inbound: self.managed_config(&conn)?,
+            reference: Some(order.id.clone()),
         };
         let scope = Scope {
             org_id,
@@ -989,10 +990,12 @@ impl Registry {
     /// Purchases left `buying` by a process that died between recording the order and
     /// recording the carrier's answer: once older than
     /// [`crate::RegistryConfig::stale_operation_after`], each is claimed (compare-and-set on
-    /// its status and last change, so one instance takes it) and the carrier is asked whether
-    /// the account holds the number. If it does, the order is finished as a purchase; if not,
-    /// nothing was bought and the order is `failed`. A carrier that cannot be asked leaves the
-    /// order `buying`, for the next pass.
+    /// its status and last change, so one instance takes it) and the carrier is asked for the
+    /// purchase made under the order's id ([`telephony_carrier::Carrier::find_purchase`]: the
+    /// order at Telnyx, the number in the account at Twilio). A completed purchase is finished,
+    /// a Telnyx order still in progress makes the order `pending` (the pass over pending
+    /// orders follows it), and when nothing was bought the order is `failed`. A carrier that
+    /// cannot be asked leaves the order `buying`, for the next pass.
     async fn reconcile_stuck_purchases(&self) -> Result<OrderRefresh> {
         let stale = chrono::Duration::from_std(self.config.stale_operation_after)
             .unwrap_or(chrono::Duration::MAX);
@@ -1028,6 +1031,8 @@ impl Registry {
             row.claimed_at = Some(at);
             match self.reconcile_purchase(&row).await {
                 Ok(OrderStatus::Completed) => report.completed += 1,
+                // Now a pending order: the pass over pending orders that follows reports it.
+                Ok(OrderStatus::Pending) => {}
                 Ok(_) => report.failed += 1,
                 Err(error) => {
                     tracing::warn!(%error, order = %row.id, "stuck managed purchase not reconciled yet");
@@ -1051,15 +1056,28 @@ impl Registry {
             number: Some(&row.e164),
             live: true,
         };
+        // The order's id is the purchase's reference at the carrier (Telnyx keeps it on the
+        // number order): an order the carrier has not finished yet is found, and becomes a
+        // pending order, instead of a failed one whose number is bought later anyway.
         let found = self
-            .audited(&scope, "fetch_number", false, carrier.fetch_number(&e164))
+            .audited(
+                &scope,
+                "find_purchase",
+                false,
+                carrier.find_purchase(&row.id, &e164),
+            )
             .await;
         match found {
-            Ok(owned) => {
-                self.finish_order(row, &conn, owned).await?;
+            Ok(Some(Purchase::Completed { number })) => {
+                self.finish_order(row, &conn, number).await?;
                 Ok(OrderStatus::Completed)
             }
-            Err(CarrierError::NotFound { .. }) => {
+            Ok(Some(Purchase::Pending { order_id })) => {
+                self.set_order(row, OrderStatus::Pending, Some(order_id))
+                    .await?;
+                Ok(OrderStatus::Pending)
+            }
+            Ok(Some(Purchase::Failed { .. }) | None) => {
                 self.set_order(row, OrderStatus::Failed, None).await?;
                 Ok(OrderStatus::Failed)
             }

@@ -61,6 +61,7 @@ async fn a_purchase_that_failed_is_never_sent_twice() {
         .buy_number(&PurchaseRequest {
             e164: e164("+14155550190"),
             inbound: InboundConfig::Twilio(TwilioVoiceConfig::default()),
+            reference: None,
         })
         .await
         .unwrap_err();

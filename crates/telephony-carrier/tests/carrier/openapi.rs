@@ -211,6 +211,7 @@ async fn drive_twilio(emulator: &telephony_emulator::Emulator) {
                 voice_method: Some("POST".to_owned()),
                 ..TwilioVoiceConfig::default()
             }),
+            reference: None,
         })
         .await
         .unwrap()
@@ -285,12 +286,23 @@ async fn drive_telnyx(emulator: &telephony_emulator::Emulator) {
             inbound: InboundConfig::Telnyx(TelnyxVoiceConfig {
                 connection_id: Some(TELNYX_APP.to_owned()),
             }),
+            reference: Some("gateway-order-1".to_owned()),
         })
         .await
         .unwrap();
     let Purchase::Pending { order_id } = purchase else {
         panic!("the order is pending first");
     };
+    // The order is found again by the buyer's reference (a purchase whose answer was lost).
+    let again = client
+        .find_purchase("gateway-order-1", &found[0].e164)
+        .await
+        .unwrap();
+    match &again {
+        Some(Purchase::Pending { order_id: id }) => assert_eq!(id, &order_id),
+        Some(Purchase::Completed { number }) => assert_eq!(number.e164, found[0].e164),
+        other => panic!("the order is found by its reference: {other:?}"),
+    }
     let mut status = client.purchase_status(&order_id).await.unwrap();
     while let Purchase::Pending { .. } = status {
         status = client.purchase_status(&order_id).await.unwrap();

@@ -18,6 +18,7 @@ fn telnyx_request(number: &str) -> PurchaseRequest {
         inbound: InboundConfig::Telnyx(TelnyxVoiceConfig {
             connection_id: Some(TELNYX_APP.to_owned()),
         }),
+        reference: None,
     }
 }
 
@@ -28,6 +29,7 @@ fn twilio_request(number: &str) -> PurchaseRequest {
             voice_url: Some("https://gw.example/voice".to_owned()),
             ..TwilioVoiceConfig::default()
         }),
+        reference: None,
     }
 }
 

@@ -148,6 +148,7 @@ async fn an_order_stays_pending_until_telnyx_completes_it() {
         .buy_number(&PurchaseRequest {
             e164: found[0].e164.clone(),
             inbound: connection(TELNYX_APP),
+            reference: None,
         })
         .await
         .unwrap();

@@ -193,6 +193,7 @@ async fn a_number_is_searched_bought_and_released() {
         .buy_number(&PurchaseRequest {
             e164: found[0].e164.clone(),
             inbound: inbound.clone(),
+            reference: None,
         })
         .await
         .unwrap();
@@ -225,6 +226,7 @@ async fn buying_a_number_no_longer_for_sale_is_rejected_with_twilios_code() {
         .buy_number(&PurchaseRequest {
             e164: e164("+14155550999"),
             inbound: InboundConfig::Twilio(TwilioVoiceConfig::default()),
+            reference: None,
         })
         .await
         .unwrap_err();

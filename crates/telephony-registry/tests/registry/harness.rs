@@ -160,6 +160,13 @@ impl Carrier for FaultyCarrier {
     async fn buy_number(&self, request: &PurchaseRequest) -> Result<Purchase, CarrierError> {
         self.inner.buy_number(request).await
     }
+    async fn find_purchase(
+        &self,
+        reference: &str,
+        e164: &E164,
+    ) -> Result<Option<Purchase>, CarrierError> {
+        self.inner.find_purchase(reference, e164).await
+    }
     async fn purchase_status(&self, order_id: &str) -> Result<Purchase, CarrierError> {
         self.inner.purchase_status(order_id).await
     }

@@ -443,6 +443,61 @@ db_test!(forwarded_business_numbers_are_stored_per_target, |env| {
 });
 
 db_test!(
+    a_telnyx_purchase_left_buying_while_its_order_is_pending_is_followed_not_failed,
+    |env| {
+        use sea_orm::ConnectionTrait;
+        let registry = managed(&env).await;
+        let org = registry.create_organization("Acme").await.expect("org").id;
+        let (order, _) = registry
+            .buy_managed_number(&org, Provider::Telnyx, "+13125550901")
+            .await
+            .expect("buy");
+        assert_eq!(order.status, OrderStatus::Pending);
+        // Telnyx holds the order under the gateway's order id.
+        let orders = env.emulator.state().number_orders;
+        assert_eq!(orders.len(), 1);
+        assert_eq!(
+            orders[0].customer_reference.as_deref(),
+            Some(order.id.as_str())
+        );
+        // The process died after Telnyx accepted the order, before the database heard of it.
+        env.db
+            .execute_unprepared(&format!(
+                "UPDATE managed_orders SET status = 'buying', order_id = NULL WHERE id = '{}'",
+                order.id
+            ))
+            .await
+            .expect("back to buying");
+
+        // The number is not in the account while the order is pending: the order job finds
+        // the order by its reference and follows it (here to its end, in the same pass),
+        // rather than failing a purchase that Telnyx completes later.
+        let restarted = managed(&env).await;
+        let report = restarted.refresh_managed_orders().await.expect("refresh");
+        assert_eq!(
+            (report.completed, report.failed, report.still_pending),
+            (1, 0, 0),
+            "{report:?}"
+        );
+        let finished = restarted
+            .managed_order(&org, &order.id)
+            .await
+            .expect("order");
+        assert_eq!(finished.status, OrderStatus::Completed);
+        let number = restarted
+            .number(&org, &finished.number_id.expect("number recorded"))
+            .await
+            .expect("number");
+        assert_eq!(number.e164, "+13125550901");
+        assert_eq!(
+            env.emulator.state().number_orders.len(),
+            1,
+            "nothing bought twice"
+        );
+    }
+);
+
+db_test!(
     purchases_left_buying_by_a_dead_process_are_reconciled,
     |env| {
         use sea_orm::ConnectionTrait;
