@@ -95,7 +95,7 @@ pub use bulk::{BulkNumber, BulkTenant, BulkTwilioConnection, SeededTenant};
 pub use error::{RegistryError, Result};
 pub use forwarding::{ForwardedCall, ForwardedNumber, NewForwardedNumber};
 pub use inbound::{InboundAnswer, InboundCall, InboundRoute};
-pub use live_calls::{CallerId, IdempotencyClaim, OutboundCallInfo, PlaceCall};
+pub use live_calls::{CallerId, IdempotencyClaim, IdempotencyLease, OutboundCallInfo, PlaceCall};
 pub use managed::{
     ManagedOrder, ManagedRelease, NumberPath, OrderRefresh, OrderStatus, PlatformAccounts,
     PlatformTelnyx, PlatformTwilio,

@@ -122,12 +122,20 @@ impl OutboundCallInfo {
     }
 }
 
+/// A request's hold on an `Idempotency-Key` it claimed: what lets it store its answer. A
+/// request that outlived its lease (another request took the key since) no longer holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyLease {
+    /// When the key was claimed (the claim's `created_at`, unique per claim of the key).
+    claimed_at: chrono::DateTime<chrono::Utc>,
+}
+
 /// The answer to claiming an `Idempotency-Key`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IdempotencyClaim {
-    /// The key is new: this request runs, then stores its answer with
-    /// [`Registry::complete_idempotency_key`].
-    Claimed,
+    /// The key is new (or its last claim's lease ran out): this request runs, then stores its
+    /// answer with [`Registry::complete_idempotency_key`] and this lease.
+    Claimed(IdempotencyLease),
     /// The key was used before for the same request: answer this.
     Replay {
         /// The HTTP status of the first answer.
@@ -617,13 +625,14 @@ impl Registry {
         key: &str,
         fingerprint: &str,
     ) -> Result<IdempotencyClaim> {
+        let claimed_at = now();
         let inserted = api_idempotency::Entity::insert(api_idempotency::ActiveModel {
             org_id: Set(org_id.to_owned()),
             idempotency_key: Set(key.to_owned()),
             fingerprint: Set(fingerprint.to_owned()),
             response_status: Set(None),
             response_body: Set(None),
-            created_at: Set(now()),
+            created_at: Set(claimed_at),
         })
         .on_conflict_do_nothing()
         .exec_without_returning(&self.db)
@@ -633,7 +642,7 @@ impl Registry {
             inserted,
             sea_orm::TryInsertResult::Conflicted | sea_orm::TryInsertResult::Inserted(0)
         ) {
-            return Ok(IdempotencyClaim::Claimed);
+            return Ok(IdempotencyClaim::Claimed(IdempotencyLease { claimed_at }));
         }
         let row = api_idempotency::Entity::find_by_id((org_id.to_owned(), key.to_owned()))
             .one(&self.db)
@@ -650,6 +659,8 @@ impl Registry {
                 && row.created_at < age_cutoff(self.config.idempotency_lease)
         };
         if expired {
+            // Each claim of the key has its own time, the lease that completes it.
+            let claimed_at = claimed_at.max(row.created_at + chrono::Duration::microseconds(1));
             let retaken = api_idempotency::Entity::update_many()
                 .col_expr(
                     api_idempotency::Column::Fingerprint,
@@ -663,7 +674,7 @@ impl Registry {
                     api_idempotency::Column::ResponseBody,
                     Expr::value(Option::<String>::None),
                 )
-                .col_expr(api_idempotency::Column::CreatedAt, Expr::value(now()))
+                .col_expr(api_idempotency::Column::CreatedAt, Expr::value(claimed_at))
                 .filter(api_idempotency::Column::OrgId.eq(org_id))
                 .filter(api_idempotency::Column::IdempotencyKey.eq(key))
                 .filter(api_idempotency::Column::CreatedAt.eq(row.created_at))
@@ -675,7 +686,7 @@ impl Registry {
                         "an idempotency key's lease expired without an answer; claimed again"
                     );
                 }
-                return Ok(IdempotencyClaim::Claimed);
+                return Ok(IdempotencyClaim::Claimed(IdempotencyLease { claimed_at }));
             }
             // Another instance took it first: it is running now.
             return Ok(IdempotencyClaim::InProgress);
@@ -735,6 +746,9 @@ impl Registry {
     }
 
     /// Stores the answer to a claimed `Idempotency-Key`; later requests with the key get it.
+    /// Only the request that holds the key's claim stores its answer (`lease`, from
+    /// [`IdempotencyClaim::Claimed`]), once: a request that outlived its lease, the key since
+    /// taken by another request, stores nothing, and `false` says so.
     ///
     /// # Errors
     /// [`RegistryError::Database`].
@@ -742,10 +756,11 @@ impl Registry {
         &self,
         org_id: &str,
         key: &str,
+        lease: &IdempotencyLease,
         status: u16,
         body: &str,
-    ) -> Result<()> {
-        api_idempotency::Entity::update_many()
+    ) -> Result<bool> {
+        let stored = api_idempotency::Entity::update_many()
             .col_expr(
                 api_idempotency::Column::ResponseStatus,
                 Expr::value(Some(i32::from(status))),
@@ -756,10 +771,11 @@ impl Registry {
             )
             .filter(api_idempotency::Column::OrgId.eq(org_id))
             .filter(api_idempotency::Column::IdempotencyKey.eq(key))
+            .filter(api_idempotency::Column::CreatedAt.eq(lease.claimed_at))
             .filter(api_idempotency::Column::ResponseStatus.is_null())
             .exec(&self.db)
             .await?;
-        Ok(())
+        Ok(stored.rows_affected == 1)
     }
 }
 

@@ -215,10 +215,11 @@ db_test!(an_idempotency_key_is_claimed_once_per_organization, |env| {
             .await
             .expect("claim")
     };
-    assert_eq!(
-        claim(env.registry.clone(), org.id.clone(), "fp-a").await,
-        IdempotencyClaim::Claimed
-    );
+    let IdempotencyClaim::Claimed(lease) =
+        claim(env.registry.clone(), org.id.clone(), "fp-a").await
+    else {
+        panic!("a new key is claimed");
+    };
     // Another instance, while the first request runs.
     let second = env.reopen().await;
     assert_eq!(
@@ -229,15 +230,19 @@ db_test!(an_idempotency_key_is_claimed_once_per_organization, |env| {
         claim(second.clone(), org.id.clone(), "fp-b").await,
         IdempotencyClaim::Reused
     );
-    env.registry
-        .complete_idempotency_key(&org.id, "key-1", 201, "{\"id\":\"first\"}")
-        .await
-        .expect("complete");
+    assert!(
+        env.registry
+            .complete_idempotency_key(&org.id, "key-1", &lease, 201, "{\"id\":\"first\"}")
+            .await
+            .expect("complete")
+    );
     // A second completion never replaces the first answer.
-    second
-        .complete_idempotency_key(&org.id, "key-1", 500, "{}")
-        .await
-        .expect("complete again");
+    assert!(
+        !second
+            .complete_idempotency_key(&org.id, "key-1", &lease, 500, "{}")
+            .await
+            .expect("complete again")
+    );
     assert_eq!(
         claim(second.clone(), org.id.clone(), "fp-a").await,
         IdempotencyClaim::Replay {
@@ -250,10 +255,10 @@ db_test!(an_idempotency_key_is_claimed_once_per_organization, |env| {
         IdempotencyClaim::Reused
     );
     // Keys are per organization.
-    assert_eq!(
+    assert!(matches!(
         claim(env.registry.clone(), other.id.clone(), "fp-b").await,
-        IdempotencyClaim::Claimed
-    );
+        IdempotencyClaim::Claimed(_)
+    ));
 });
 
 /// The same database seen by an instance with other idempotency settings.
@@ -281,13 +286,14 @@ db_test!(
         use std::time::Duration;
         let org = env.registry.create_organization("Acme").await.expect("org");
         let day = Duration::from_secs(86_400);
-        assert_eq!(
-            env.registry
-                .claim_idempotency_key(&org.id, "key-1", "fp-a")
-                .await
-                .expect("claim"),
-            IdempotencyClaim::Claimed
-        );
+        let IdempotencyClaim::Claimed(dead) = env
+            .registry
+            .claim_idempotency_key(&org.id, "key-1", "fp-a")
+            .await
+            .expect("claim")
+        else {
+            panic!("a new key is claimed");
+        };
         // Within the lease (5 minutes by default) the key is in progress.
         assert_eq!(
             env.registry
@@ -306,13 +312,13 @@ db_test!(
                 .expect("claim"),
             IdempotencyClaim::Reused
         );
-        assert_eq!(
-            expired
-                .claim_idempotency_key(&org.id, "key-1", "fp-a")
-                .await
-                .expect("claim"),
-            IdempotencyClaim::Claimed
-        );
+        let IdempotencyClaim::Claimed(second) = expired
+            .claim_idempotency_key(&org.id, "key-1", "fp-a")
+            .await
+            .expect("claim")
+        else {
+            panic!("claimed again after the lease");
+        };
         assert_eq!(
             env.registry
                 .claim_idempotency_key(&org.id, "key-1", "fp-a")
@@ -320,10 +326,20 @@ db_test!(
                 .expect("claim"),
             IdempotencyClaim::InProgress
         );
-        expired
-            .complete_idempotency_key(&org.id, "key-1", 201, "{\"id\":\"second\"}")
-            .await
-            .expect("complete");
+        // The request taken for dead was only slow: it finishes now, but no longer holds the
+        // key, so its answer is not the key's; the request holding it stores its own.
+        assert!(
+            !env.registry
+                .complete_idempotency_key(&org.id, "key-1", &dead, 201, "{\"id\":\"first\"}")
+                .await
+                .expect("complete late")
+        );
+        assert!(
+            expired
+                .complete_idempotency_key(&org.id, "key-1", &second, 201, "{\"id\":\"second\"}")
+                .await
+                .expect("complete")
+        );
         // A completed key is not leased: it replays, however old its claim.
         assert_eq!(
             expired
@@ -345,14 +361,20 @@ db_test!(
         use telephony_carrier::Provider;
         let org = env.registry.create_organization("Acme").await.expect("org");
         for key in ["k1", "k2", "k3"] {
-            env.registry
+            let IdempotencyClaim::Claimed(lease) = env
+                .registry
                 .claim_idempotency_key(&org.id, key, "fp")
                 .await
-                .expect("claim");
-            env.registry
-                .complete_idempotency_key(&org.id, key, 200, "{}")
-                .await
-                .expect("complete");
+                .expect("claim")
+            else {
+                panic!("a new key is claimed");
+            };
+            assert!(
+                env.registry
+                    .complete_idempotency_key(&org.id, key, &lease, 200, "{}")
+                    .await
+                    .expect("complete")
+            );
         }
         for key in ["CA1:completed", "CA2:completed"] {
             env.registry
@@ -387,12 +409,14 @@ db_test!(
             keys_expired.sweep_idempotency(2).await.expect("sweep"),
             (1, 0)
         );
-        assert_eq!(
-            env.registry
-                .claim_idempotency_key(&org.id, "k1", "another body")
-                .await
-                .expect("claim"),
-            IdempotencyClaim::Claimed,
+        assert!(
+            matches!(
+                env.registry
+                    .claim_idempotency_key(&org.id, "k1", "another body")
+                    .await
+                    .expect("claim"),
+                IdempotencyClaim::Claimed(_)
+            ),
             "an expired key is free again"
         );
         assert!(

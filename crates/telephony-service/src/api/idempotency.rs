@@ -105,8 +105,8 @@ where
         Ok(claim) => claim,
         Err(error) => return ApiError::from(error).into_response(),
     };
-    match claim {
-        IdempotencyClaim::Claimed => {}
+    let lease = match claim {
+        IdempotencyClaim::Claimed(lease) => lease,
         IdempotencyClaim::Replay { status, body } => {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             return (
@@ -141,13 +141,21 @@ where
             )
             .into_response();
         }
-    }
+    };
     let (status, answer) = respond(run().await);
-    if let Err(error) = registry
-        .complete_idempotency_key(org_id, key, status.as_u16(), &answer.to_string())
+    match registry
+        .complete_idempotency_key(org_id, key, &lease, status.as_u16(), &answer.to_string())
         .await
     {
-        tracing::error!(%error, "could not store the answer to an idempotency key");
+        Ok(true) => {}
+        // This request ran past its lease and another request with the key claimed it: that
+        // one's answer is the key's.
+        Ok(false) => tracing::warn!(
+            "a request outlived its idempotency key's lease; its answer was not stored"
+        ),
+        Err(error) => {
+            tracing::error!(%error, "could not store the answer to an idempotency key");
+        }
     }
     (status, Json(answer)).into_response()
 }
