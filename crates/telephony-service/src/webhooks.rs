@@ -488,7 +488,22 @@ async fn route(
             },
         )
         .await?;
+    // A call connected to its agent is logged at debug: it is the common case, its record
+    // (`GET /v1/calls`) and the metrics already show it, and at info a line per call cost a
+    // tenth of the webhook's CPU under load (docs/PERFORMANCE.md). A call that did not reach
+    // an agent (no agent, a limit, a number not reachable) is logged at info.
     match answer.admission {
+        Some(Admission::Admitted | Admission::AlreadyAdmitted)
+            if admitted.cause() == routing::Cause::Admitted =>
+        {
+            tracing::debug!(
+                provider = provider.as_str(),
+                number_id = %number.id,
+                call_id = %fields.call_id,
+                reason = %admitted.reason(),
+                "inbound call routed"
+            );
+        }
         Some(Admission::Admitted | Admission::AlreadyAdmitted) => tracing::info!(
             provider = provider.as_str(),
             number_id = %number.id,
@@ -503,7 +518,7 @@ async fn route(
             reason = %decide(refused).reason(),
             "inbound call routed"
         ),
-        None => tracing::info!(
+        None => tracing::debug!(
             provider = provider.as_str(),
             number_id = %number.id,
             call_id = %fields.call_id,
