@@ -54,9 +54,15 @@ impl Default for ClientDeadlines {
 pub struct BodyTimeout;
 
 /// A request body that fails with [`BodyTimeout`] once its deadline passes.
+///
+/// The timer is armed only when the body is not all there yet (the first time reading it
+/// would wait): a webhook's body almost always arrives with its headers, and then no timer is
+/// registered (or deregistered) at all.
 struct DeadlineBody {
     inner: Incoming,
-    deadline: Pin<Box<tokio::time::Sleep>>,
+    /// When the body must be in: the end of the headers plus the body deadline.
+    due: tokio::time::Instant,
+    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
     expired: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
@@ -72,7 +78,11 @@ impl hyper::body::Body for DeadlineBody {
         if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
             return Poll::Ready(frame.map(|result| result.map_err(Into::into)));
         }
-        if this.deadline.as_mut().poll(cx).is_ready() {
+        let due = this.due;
+        let deadline = this
+            .deadline
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(due)));
+        if deadline.as_mut().poll(cx).is_ready() {
             this.expired
                 .store(true, std::sync::atomic::Ordering::Relaxed);
             return Poll::Ready(Some(Err(Box::new(BodyTimeout))));
@@ -165,7 +175,8 @@ pub async fn serve_with_deadlines(
                     let expired = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
                     let body = DeadlineBody {
                         inner: body,
-                        deadline: Box::pin(tokio::time::sleep(deadlines.body_read)),
+                        due: tokio::time::Instant::now() + deadlines.body_read,
+                        deadline: None,
                         expired: std::sync::Arc::clone(&expired),
                     };
                     let response = app
