@@ -39,7 +39,10 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use telephony_carrier::Provider;
-use telephony_registry::{InboundRoute, Registry, Result, RouteChangeKind, RouteChanges};
+use telephony_registry::{
+    InboundRoute, Registry, Result, RouteChangeKind, RouteChanges, WebhookSecrets,
+};
+use telephony_webhook::twilio::TwilioKey;
 
 /// The most changes applied one by one per poll; more than that drops every route.
 const MAX_CHANGES_PER_POLL: u64 = 10_000;
@@ -74,11 +77,57 @@ impl RouteCacheConfig {
     }
 }
 
+/// A number's inbound route, with its connection's Twilio auth tokens made into HMAC keys once
+/// per read of the route, so that a webhook checked against a cached route derives none.
+#[derive(Debug)]
+pub struct Route {
+    inbound: InboundRoute,
+    current_key: Option<TwilioKey>,
+    previous_key: Option<TwilioKey>,
+}
+
+impl Route {
+    /// The route, with the keys of its Twilio tokens (none for a Telnyx connection, or an
+    /// empty token).
+    #[must_use]
+    pub fn new(inbound: InboundRoute) -> Self {
+        let (current_key, previous_key) = match &inbound.secrets {
+            WebhookSecrets::Twilio {
+                current, previous, ..
+            } => (
+                TwilioKey::new(current),
+                previous.as_ref().and_then(TwilioKey::new),
+            ),
+            WebhookSecrets::Telnyx { .. } => (None, None),
+        };
+        Self {
+            inbound,
+            current_key,
+            previous_key,
+        }
+    }
+
+    /// The keys of the connection's current Twilio token and of its previous one (which the
+    /// caller uses only while its grace period runs).
+    #[must_use]
+    pub fn twilio_keys(&self) -> (Option<&TwilioKey>, Option<&TwilioKey>) {
+        (self.current_key.as_ref(), self.previous_key.as_ref())
+    }
+}
+
+impl std::ops::Deref for Route {
+    type Target = InboundRoute;
+
+    fn deref(&self) -> &InboundRoute {
+        &self.inbound
+    }
+}
+
 /// A route looked up for a webhook, and whether it came from the cache.
 #[derive(Debug, Clone)]
 pub struct Lookup {
     /// The route.
-    pub route: Arc<InboundRoute>,
+    pub route: Arc<Route>,
     /// Whether it was served from the cache (and so may be up to one bound old).
     pub cached: bool,
 }
@@ -88,11 +137,11 @@ type Key = (Provider, String);
 #[derive(Debug, Default)]
 struct Entries {
     /// Routes cached or used since `old` was set aside.
-    map: HashMap<Key, Arc<InboundRoute>>,
+    map: HashMap<Key, Arc<Route>>,
     /// The routes of the generation before: when `map` holds half the capacity, `old` is
     /// dropped and `map` becomes `old`. A route used from `old` moves back to `map`, so the
     /// routes in use stay, and making room costs nothing per call.
-    old: HashMap<Key, Arc<InboundRoute>>,
+    old: HashMap<Key, Arc<Route>>,
     /// The change-log version the entries are current with (`None` before the first poll).
     version: Option<i64>,
     /// When the last successful poll started.
@@ -200,7 +249,10 @@ impl RouteCache {
         to: &str,
     ) -> Result<Option<Lookup>> {
         let epoch = self.enabled().then(|| self.entries().epoch);
-        let route = registry.inbound_route(provider, to).await?.map(Arc::new);
+        let route = registry
+            .inbound_route(provider, to)
+            .await?
+            .map(|route| Arc::new(Route::new(route)));
         if let Some(epoch) = epoch {
             let mut entries = self.entries();
             let key = (provider, to.to_owned());
@@ -221,7 +273,7 @@ impl RouteCache {
         }))
     }
 
-    fn insert(&self, entries: &mut Entries, key: Key, route: Arc<InboundRoute>) {
+    fn insert(&self, entries: &mut Entries, key: Key, route: Arc<Route>) {
         entries.old.remove(&key);
         entries.map.insert(key, route);
         if entries.map.len() >= self.config.capacity.div_ceil(2) {

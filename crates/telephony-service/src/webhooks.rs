@@ -24,7 +24,7 @@ use telephony_vault::SecretString;
 use telephony_webhook::{VerifyError, telnyx, twilio};
 
 use crate::metrics::SIGNATURE_FAILURES;
-use crate::route_cache::Lookup;
+use crate::route_cache::{Lookup, Route};
 use crate::state::AppState;
 
 /// A webhook refused or failed; the answer carries no detail a forger could use.
@@ -108,7 +108,10 @@ pub(crate) fn parse_form(body: &[u8]) -> Vec<Param<'_>> {
 pub(crate) fn signed_url(state: &AppState, uri: &axum::http::Uri) -> String {
     let base = state.public_url().as_str().trim_end_matches('/');
     let path_and_query = uri.path_and_query().map_or("/", |pq| pq.as_str());
-    format!("{base}{path_and_query}")
+    let mut url = String::with_capacity(base.len() + path_and_query.len());
+    url.push_str(base);
+    url.push_str(path_and_query);
+    url
 }
 
 fn refuse(provider: Provider, why: &'static str, error: Option<&VerifyError>) -> WebhookError {
@@ -211,10 +214,44 @@ fn check_telnyx(
     Ok(())
 }
 
+/// Checks a Twilio webhook against a route's keys (see [`Route`]) and its account.
+fn check_twilio_route(
+    route: &Route,
+    previous_ok: bool,
+    url: &str,
+    params: &[Param<'_>],
+    headers: &HeaderMap,
+    account: Option<&str>,
+) -> Result<(), Refusal> {
+    let WebhookSecrets::Twilio { account_sid, .. } = &route.secrets else {
+        return Err(("not_a_twilio_connection", None));
+    };
+    let (Some(current), previous) = route.twilio_keys() else {
+        return Err(("no_auth_token", None));
+    };
+    let both;
+    let keys: &[&twilio::TwilioKey] = match previous.filter(|_| previous_ok) {
+        Some(previous) => {
+            both = [current, previous];
+            &both
+        }
+        None => std::slice::from_ref(&current),
+    };
+    let signature = headers
+        .get(twilio::SIGNATURE_HEADER)
+        .and_then(|v| v.to_str().ok());
+    twilio::verify_with_keys(url, params, signature, keys)
+        .map_err(|e| ("bad_signature", Some(e)))?;
+    if account != Some(account_sid.as_str()) {
+        return Err(("account_mismatch", None));
+    }
+    Ok(())
+}
+
 /// Checks a webhook against a route read from the registry (or the cache).
 fn check_route(
     state: &AppState,
-    route: &InboundRoute,
+    route: &Route,
     signed: Signed<'_>,
     headers: &HeaderMap,
     account: Option<&str>,
@@ -223,7 +260,7 @@ fn check_route(
     let previous_ok = route.previous_valid_at(chrono::Utc::now());
     match signed {
         Signed::Twilio { url, params } => {
-            check_twilio(&route.secrets, previous_ok, url, params, headers, account)
+            check_twilio_route(route, previous_ok, url, params, headers, account)
         }
         Signed::Telnyx { body } => check_telnyx(
             state,
@@ -250,7 +287,7 @@ async fn verified_route(
     signed: Signed<'_>,
     headers: &HeaderMap,
     account: Option<&str>,
-) -> Result<Arc<InboundRoute>, WebhookError> {
+) -> Result<Arc<Route>, WebhookError> {
     // The cache is keyed by the canonical E.164 only: a `To` padded or spelled another way is
     // the same number, and must not become another entry (anyone can send webhooks).
     let Ok(canonical) = telephony_carrier::E164::parse(to.trim()) else {
@@ -371,7 +408,11 @@ fn ignore_foreign_call<T>(
 /// not a secret, and an organization can sign webhooks for its own numbers with any CallSid, so
 /// a key of the CallSid alone would let it read or plant another organization's answer.
 fn idempotency_key(number: &Number, call_id: &str) -> String {
-    format!("voice:{}:{call_id}", number.id)
+    let mut key = String::with_capacity(7 + number.id.len() + call_id.len());
+    for part in ["voice:", &number.id, ":", call_id] {
+        key.push_str(part);
+    }
+    key
 }
 
 /// Routes a verified inbound call and answers the document, once per call across instances.

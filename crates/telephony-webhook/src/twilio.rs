@@ -104,14 +104,79 @@ pub fn verify<K: AsRef<str>, V: AsRef<str>>(
     signature_header: Option<&str>,
     tokens: &[&SecretString],
 ) -> Result<usize, VerifyError> {
+    let keys: Vec<(usize, TwilioKey)> = usable_keys(tokens).collect();
+    verify_form(
+        url,
+        params,
+        signature_header,
+        keys.iter().map(|(index, key)| (*index, key)),
+    )
+}
+
+/// An auth token made ready to verify signatures: its HMAC key, derived once, for a caller that
+/// verifies many webhooks with one token (a cache of routes keeps one per connection rather
+/// than deriving it for every webhook). It holds the secret's key material: it shows nothing
+/// of it in `Debug`.
+#[derive(Clone)]
+pub struct TwilioKey(hmac::Key);
+
+impl TwilioKey {
+    /// The key of `token`; `None` for an empty token, a missing credential and never a key
+    /// (anyone can sign under the empty key).
+    #[must_use]
+    pub fn new(token: &SecretString) -> Option<Self> {
+        (!token.is_empty()).then(|| Self(hmac_key(token)))
+    }
+}
+
+impl std::fmt::Debug for TwilioKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TwilioKey(..)")
+    }
+}
+
+/// [`verify`] with keys made beforehand ([`TwilioKey`]); returns the index in `keys` of the one
+/// that matched.
+///
+/// # Errors
+///
+/// As [`verify`]; [`VerifyError::NoVerificationKeys`] when `keys` is empty.
+pub fn verify_with_keys<K: AsRef<str>, V: AsRef<str>>(
+    url: &str,
+    params: &[(K, V)],
+    signature_header: Option<&str>,
+    keys: &[&TwilioKey],
+) -> Result<usize, VerifyError> {
+    verify_form(
+        url,
+        params,
+        signature_header,
+        keys.iter().copied().enumerate(),
+    )
+}
+
+/// The keys of the usable tokens, with their index in `tokens`.
+fn usable_keys<'a>(tokens: &'a [&SecretString]) -> impl Iterator<Item = (usize, TwilioKey)> + 'a {
+    tokens
+        .iter()
+        .enumerate()
+        .filter_map(|(index, token)| TwilioKey::new(token).map(|key| (index, key)))
+}
+
+fn verify_form<'k, K: AsRef<str>, V: AsRef<str>>(
+    url: &str,
+    params: &[(K, V)],
+    signature_header: Option<&str>,
+    keys: impl ExactSizeIterator<Item = (usize, &'k TwilioKey)>,
+) -> Result<usize, VerifyError> {
     let expected = decode_signature(signature_header)?;
-    if !has_usable_token(tokens) {
+    if keys.len() == 0 {
         return Err(VerifyError::NoVerificationKeys);
     }
     let parts = UrlParts::parse(url)?;
     let mut params_text = String::with_capacity(params_len(params));
     push_sorted_params(&mut params_text, params);
-    match_any(&parts, &params_text, tokens, &expected)
+    match_any(&parts, &params_text, keys, &expected)
 }
 
 /// Verifies a webhook with a JSON (or other non-form) body: the signature covers the URL alone,
@@ -128,12 +193,18 @@ pub fn verify_json_body(
     tokens: &[&SecretString],
 ) -> Result<usize, VerifyError> {
     let expected = decode_signature(signature_header)?;
-    if !has_usable_token(tokens) {
+    let keys: Vec<(usize, TwilioKey)> = usable_keys(tokens).collect();
+    if keys.is_empty() {
         return Err(VerifyError::NoVerificationKeys);
     }
     let parts = UrlParts::parse(url)?;
     let claimed = query_value(url, BODY_SHA256_PARAM).ok_or(VerifyError::MissingBodyHash)?;
-    let index = match_any(&parts, "", tokens, &expected)?;
+    let index = match_any(
+        &parts,
+        "",
+        keys.iter().map(|(index, key)| (*index, key)),
+        &expected,
+    )?;
     // The hash is not secret (it is in the URL), but the comparison costs nothing to harden.
     if !telephony_vault::constant_time_eq(&sha256_hex(body), claimed.as_bytes()) {
         return Err(VerifyError::BodyHashMismatch);
@@ -141,11 +212,11 @@ pub fn verify_json_body(
     Ok(index)
 }
 
-/// Tries every accepted URL form with every token.
-fn match_any(
+/// Tries every accepted URL form with every key (each with its index, returned on a match).
+fn match_any<'k>(
     parts: &UrlParts<'_>,
     params_text: &str,
-    tokens: &[&SecretString],
+    keys: impl Iterator<Item = (usize, &'k TwilioKey)>,
     expected: &[u8; SIGNATURE_LEN],
 ) -> Result<usize, VerifyError> {
     let normalized = percent_encoded(parts.url);
@@ -154,10 +225,10 @@ fn match_any(
         None => None,
     };
     let mut message = String::with_capacity(parts.url.len() + 8 + params_text.len());
-    // An empty token is skipped, not used as an empty HMAC key: anyone can compute a signature
-    // under the empty key, so an organization whose token is missing would accept forgeries.
-    for (index, token) in tokens.iter().enumerate().filter(|(_, t)| !t.is_empty()) {
-        let key = hmac_key(token);
+    // An empty token has no key (`TwilioKey::new`), never an empty HMAC key: anyone can
+    // compute a signature under the empty key, so an organization whose token is missing
+    // would accept forgeries.
+    for (index, TwilioKey(key)) in keys {
         for form in [Some(parts), normalized_parts.as_ref()]
             .into_iter()
             .flatten()
@@ -166,18 +237,13 @@ fn match_any(
                 message.clear();
                 form.write(toggle_port, &mut message);
                 message.push_str(params_text);
-                if hmac::verify(&key, message.as_bytes(), expected).is_ok() {
+                if hmac::verify(key, message.as_bytes(), expected).is_ok() {
                     return Ok(index);
                 }
             }
         }
     }
     Err(VerifyError::BadSignature)
-}
-
-/// Whether at least one token can verify: an empty one is a missing credential.
-fn has_usable_token(tokens: &[&SecretString]) -> bool {
-    tokens.iter().any(|token| !token.is_empty())
 }
 
 fn hmac_key(token: &SecretString) -> hmac::Key {

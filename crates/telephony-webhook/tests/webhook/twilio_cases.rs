@@ -230,3 +230,47 @@ fn an_empty_auth_token_never_verifies_a_forgery() {
         Err(VerifyError::BadSignature)
     );
 }
+
+/// Keys made once (a route cache's) verify exactly as the tokens they come from, and show
+/// nothing of them.
+#[test]
+fn keys_made_beforehand_verify_as_their_tokens_do() {
+    let old = SecretString::new("old-token");
+    let new = SecretString::new("new-token");
+    let (old_key, new_key) = (
+        twilio::TwilioKey::new(&old).expect("a key"),
+        twilio::TwilioKey::new(&new).expect("a key"),
+    );
+    assert!(twilio::TwilioKey::new(&SecretString::new("")).is_none());
+    assert!(!format!("{old_key:?}").contains("old-token"));
+    let by_old = twilio::sign(URL, &params(), &old);
+    let by_new = twilio::sign(URL, &params(), &new);
+    let both = [&new_key, &old_key];
+    assert_eq!(
+        twilio::verify_with_keys(URL, &params(), Some(&by_new), &both),
+        Ok(0)
+    );
+    assert_eq!(
+        twilio::verify_with_keys(URL, &params(), Some(&by_old), &both),
+        Ok(1)
+    );
+    assert_eq!(
+        twilio::verify_with_keys(URL, &params(), Some(&by_old), &[&new_key]),
+        Err(VerifyError::BadSignature)
+    );
+    assert_eq!(
+        twilio::verify_with_keys(URL, &params(), Some(&by_old), &[]),
+        Err(VerifyError::NoVerificationKeys)
+    );
+    // The URL forms Twilio may have signed are tried as with tokens.
+    let with_port = "https://gateway.example.com:443/v1/webhooks/twilio/voice";
+    let signed_with_port = twilio::sign(with_port, &params(), &new);
+    assert_eq!(
+        twilio::verify_with_keys(URL, &params(), Some(&signed_with_port), &[&new_key]),
+        twilio::verify(URL, &params(), Some(&signed_with_port), &[&new]),
+    );
+    assert_eq!(
+        twilio::verify_with_keys(URL, &params(), Some(&signed_with_port), &[&new_key]),
+        Ok(0)
+    );
+}
