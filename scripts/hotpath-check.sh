@@ -36,7 +36,10 @@ if ! command -v valgrind >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq valgrind >&2
 fi
 
-cargo build -p telephony-service --example hotpath >&2
+# Built as the workspace's tests build it (the same features across the workspace), so after
+# `cargo test --workspace` (CI's test step) nothing is compiled again; `-p telephony-service`
+# alone would resolve other features and rebuild the dependencies.
+cargo build --workspace --examples >&2
 target_dir=$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
 program="$target_dir/debug/examples/hotpath"
 
