@@ -20,7 +20,6 @@ use telephony_registry::{
     NumberStatus, RegistryError, WebhookSecrets,
 };
 use telephony_routing as routing;
-use telephony_vault::SecretString;
 use telephony_webhook::{VerifyError, telnyx, twilio};
 
 use crate::metrics::SIGNATURE_FAILURES;
@@ -136,8 +135,9 @@ enum Signed<'a> {
     Telnyx { body: &'a [u8] },
 }
 
-/// Checks a Twilio signature and account against a connection's secrets. The previous token
-/// verifies only while `previous_ok` (its grace period has not ended).
+/// Checks a Twilio signature and account against a connection's secrets (read for this
+/// webhook: outbound calls). The previous token verifies only while `previous_ok` (its grace
+/// period has not ended).
 fn check_twilio(
     secrets: &WebhookSecrets,
     previous_ok: bool,
@@ -154,19 +154,58 @@ fn check_twilio(
     else {
         return Err(("not_a_twilio_connection", None));
     };
-    if current.is_empty() {
+    let Some(current) = twilio::TwilioKey::new(current) else {
         return Err(("no_auth_token", None));
+    };
+    let previous = previous
+        .as_ref()
+        .filter(|_| previous_ok)
+        .and_then(twilio::TwilioKey::new);
+    let signed = TwilioSigned {
+        url,
+        params,
+        headers,
+        account,
+    };
+    signed.check(account_sid, &current, previous.as_ref())
+}
+
+/// A Twilio webhook as it is checked against a connection's keys.
+struct TwilioSigned<'a> {
+    url: &'a str,
+    params: &'a [Param<'a>],
+    headers: &'a HeaderMap,
+    account: Option<&'a str>,
+}
+
+impl TwilioSigned<'_> {
+    /// Checks the signature against the current key and the previous one (when given: its
+    /// grace period runs), then the account.
+    fn check(
+        &self,
+        account_sid: &str,
+        current: &twilio::TwilioKey,
+        previous: Option<&twilio::TwilioKey>,
+    ) -> Result<(), Refusal> {
+        let both;
+        let keys: &[&twilio::TwilioKey] = match previous {
+            Some(previous) => {
+                both = [current, previous];
+                &both
+            }
+            None => std::slice::from_ref(&current),
+        };
+        let signature = self
+            .headers
+            .get(twilio::SIGNATURE_HEADER)
+            .and_then(|v| v.to_str().ok());
+        twilio::verify_with_keys(self.url, self.params, signature, keys)
+            .map_err(|e| ("bad_signature", Some(e)))?;
+        if self.account != Some(account_sid) {
+            return Err(("account_mismatch", None));
+        }
+        Ok(())
     }
-    let mut tokens: Vec<&SecretString> = vec![current];
-    tokens.extend(previous.as_ref().filter(|_| previous_ok));
-    let signature = headers
-        .get(twilio::SIGNATURE_HEADER)
-        .and_then(|v| v.to_str().ok());
-    twilio::verify(url, params, signature, &tokens).map_err(|e| ("bad_signature", Some(e)))?;
-    if account != Some(account_sid.as_str()) {
-        return Err(("account_mismatch", None));
-    }
-    Ok(())
 }
 
 /// Checks a Telnyx signature against a connection's public keys, and the account when the
@@ -218,10 +257,7 @@ fn check_telnyx(
 fn check_twilio_route(
     route: &Route,
     previous_ok: bool,
-    url: &str,
-    params: &[Param<'_>],
-    headers: &HeaderMap,
-    account: Option<&str>,
+    signed: &TwilioSigned<'_>,
 ) -> Result<(), Refusal> {
     let WebhookSecrets::Twilio { account_sid, .. } = &route.secrets else {
         return Err(("not_a_twilio_connection", None));
@@ -229,23 +265,7 @@ fn check_twilio_route(
     let (Some(current), previous) = route.twilio_keys() else {
         return Err(("no_auth_token", None));
     };
-    let both;
-    let keys: &[&twilio::TwilioKey] = match previous.filter(|_| previous_ok) {
-        Some(previous) => {
-            both = [current, previous];
-            &both
-        }
-        None => std::slice::from_ref(&current),
-    };
-    let signature = headers
-        .get(twilio::SIGNATURE_HEADER)
-        .and_then(|v| v.to_str().ok());
-    twilio::verify_with_keys(url, params, signature, keys)
-        .map_err(|e| ("bad_signature", Some(e)))?;
-    if account != Some(account_sid.as_str()) {
-        return Err(("account_mismatch", None));
-    }
-    Ok(())
+    signed.check(account_sid, current, previous.filter(|_| previous_ok))
 }
 
 /// Checks a webhook against a route read from the registry (or the cache).
@@ -259,9 +279,16 @@ fn check_route(
     // A cached route may outlive the previous secret's grace period: it carries the end.
     let previous_ok = route.previous_valid_at(chrono::Utc::now());
     match signed {
-        Signed::Twilio { url, params } => {
-            check_twilio_route(route, previous_ok, url, params, headers, account)
-        }
+        Signed::Twilio { url, params } => check_twilio_route(
+            route,
+            previous_ok,
+            &TwilioSigned {
+                url,
+                params,
+                headers,
+                account,
+            },
+        ),
         Signed::Telnyx { body } => check_telnyx(
             state,
             &route.secrets,
