@@ -22,6 +22,25 @@ fn media_agent(max_concurrent_calls: Option<u32>) -> NewAgent {
     }
 }
 
+/// The first Twilio delivery of the call `carrier_call_id` on `number`, to `agent`: ringing,
+/// not forwarded, under `idempotency_key`.
+fn ringing<'a>(
+    carrier_call_id: &'a str,
+    number: &'a Number,
+    agent: Option<&'a Agent>,
+    idempotency_key: &'a str,
+) -> InboundCall<'a> {
+    InboundCall {
+        provider: Provider::Twilio,
+        carrier_call_id,
+        number,
+        agent,
+        status: "ringing",
+        forwarded: None,
+        idempotency_key,
+    }
+}
+
 /// A new agent of `org` answering by media stream (see [`media_agent`]).
 async fn new_agent(registry: &Registry, org: &str, max_concurrent_calls: Option<u32>) -> Agent {
     registry
@@ -156,15 +175,7 @@ db_test!(
         let (org, conn) = twilio_org(&env.registry, "Acme").await;
         let agent = new_agent(&env.registry, &org, Some(1)).await;
         let number = imported(&env.registry, &org, &conn, "+14155550101").await;
-        let call = |id: &'static str, key: &'static str| InboundCall {
-            provider: Provider::Twilio,
-            carrier_call_id: id,
-            number: &number,
-            agent: Some(&agent),
-            status: "ringing",
-            forwarded: None,
-            idempotency_key: key,
-        };
+        let call = |id: &'static str, key: &'static str| ringing(id, &number, Some(&agent), key);
         let first = env
             .registry
             .answer_inbound_call(&call("CA1", "voice:CA1"), |admission| {
@@ -249,15 +260,7 @@ db_test!(
         let agent = new_agent(&env.registry, &org, Some(5)).await;
         let number = imported(&env.registry, &org, &conn, "+14155550101").await;
         let other = env.reopen().await;
-        let call = InboundCall {
-            provider: Provider::Twilio,
-            carrier_call_id: "CA9",
-            number: &number,
-            agent: Some(&agent),
-            status: "ringing",
-            forwarded: None,
-            idempotency_key: "voice:CA9",
-        };
+        let call = ringing("CA9", &number, Some(&agent), "voice:CA9");
         let (a, b) = tokio::join!(
             env.registry
                 .answer_inbound_call(&call, |_| "from the first instance".to_owned()),
@@ -295,15 +298,7 @@ db_test!(
         let agent = new_agent(&env.registry, &org, None).await;
         let number = imported(&env.registry, &org, &conn, "+14155550101").await;
         let other = env.reopen().await;
-        let call = InboundCall {
-            provider: Provider::Twilio,
-            carrier_call_id: "CA9",
-            number: &number,
-            agent: Some(&agent),
-            status: "ringing",
-            forwarded: None,
-            idempotency_key: "voice:CA9",
-        };
+        let call = ringing("CA9", &number, Some(&agent), "voice:CA9");
         // Two deliveries racing on two instances, and a third later: each is answered with the
         // admitted document at once (the service renders the same one for every delivery).
         let render = |admission: Admission| format!("{admission:?} for CA9");
@@ -643,18 +638,7 @@ db_test!(a_numbers_last_call_is_noted_to_within_a_minute, |env| {
         let number = &number;
         async move {
             registry
-                .answer_inbound_call(
-                    &InboundCall {
-                        provider: Provider::Twilio,
-                        carrier_call_id: id,
-                        number,
-                        agent: None,
-                        status: "ringing",
-                        forwarded: None,
-                        idempotency_key: id,
-                    },
-                    |_| "<Response/>".to_owned(),
-                )
+                .answer_inbound_call(&ringing(id, number, None, id), |_| "<Response/>".to_owned())
                 .await
                 .expect("answer");
             registry.settle_inbound_calls().await;
@@ -702,15 +686,7 @@ db_test!(
     |env| {
         let (org, conn) = twilio_org(&env.registry, "Acme").await;
         let number = imported(&env.registry, &org, &conn, "+14155550101").await;
-        let call = InboundCall {
-            provider: Provider::Twilio,
-            carrier_call_id: "CA1",
-            number: &number,
-            agent: None,
-            status: "ringing",
-            forwarded: None,
-            idempotency_key: "voice:CA1",
-        };
+        let call = ringing("CA1", &number, None, "voice:CA1");
         let render = |_| "<Response/>".to_owned();
         env.registry
             .answer_inbound_call(&call, render)
@@ -774,18 +750,7 @@ db_test!(
         ] {
             let answer = env
                 .registry
-                .answer_inbound_call(
-                    &InboundCall {
-                        provider: Provider::Twilio,
-                        carrier_call_id: id,
-                        number,
-                        agent,
-                        status: "ringing",
-                        forwarded: None,
-                        idempotency_key: key,
-                    },
-                    render,
-                )
+                .answer_inbound_call(&ringing(id, number, agent, key), render)
                 .await
                 .expect("answer");
             assert_eq!(answer.admission, Some(Admission::Admitted));
@@ -844,15 +809,7 @@ db_test!(
 
         // A call answered from a route read before the limit (it carries no limit, so it was
         // answered at once, uncounted) is counted by its write, which sees the limit.
-        let stale = InboundCall {
-            provider: Provider::Twilio,
-            carrier_call_id: "CA5",
-            number: b,
-            agent: Some(&agent),
-            status: "ringing",
-            forwarded: None,
-            idempotency_key: "voice:CA5",
-        };
+        let stale = ringing("CA5", b, Some(&agent), "voice:CA5");
         let answer = env
             .registry
             .answer_inbound_call(&stale, render)
@@ -881,15 +838,7 @@ db_test!(
         let answer = env
             .registry
             .answer_inbound_call(
-                &InboundCall {
-                    provider: Provider::Twilio,
-                    carrier_call_id: "CA1",
-                    number: &number,
-                    agent: Some(&agent),
-                    status: "ringing",
-                    forwarded: None,
-                    idempotency_key: "voice:CA1",
-                },
+                &ringing("CA1", &number, Some(&agent), "voice:CA1"),
                 |admission| format!("{admission:?}"),
             )
             .await
@@ -1010,15 +959,7 @@ db_test!(
                             async move {
                                 registry
                                     .answer_inbound_call(
-                                        &InboundCall {
-                                            provider: Provider::Twilio,
-                                            carrier_call_id: id,
-                                            number,
-                                            agent: Some(route),
-                                            status: "ringing",
-                                            forwarded: None,
-                                            idempotency_key: &key,
-                                        },
+                                        &ringing(id, number, Some(route), &key),
                                         |admission| format!("{admission:?}"),
                                     )
                                     .await
@@ -1141,26 +1082,10 @@ db_test!(
                 } else {
                     &free
                 };
-                calls.push(InboundCall {
-                    provider: Provider::Twilio,
-                    carrier_call_id: id,
-                    number: &own,
-                    agent: Some(agent),
-                    status: "ringing",
-                    forwarded: None,
-                    idempotency_key: key,
-                });
+                calls.push(ringing(id, &own, Some(agent), key));
                 if i == 10 {
                     for (number, key) in forged.iter().zip(&forged_keys) {
-                        calls.push(InboundCall {
-                            provider: Provider::Twilio,
-                            carrier_call_id: &repeated,
-                            number,
-                            agent: Some(&forger_agent),
-                            status: "ringing",
-                            forwarded: None,
-                            idempotency_key: key,
-                        });
+                        calls.push(ringing(&repeated, number, Some(&forger_agent), key));
                     }
                 }
             }
