@@ -250,6 +250,10 @@ pub async fn serve(config: Config) -> Result<(), CommandError> {
         );
     }
     let sweep = tokio::spawn(sweep_idempotency_periodically(state.registry().clone()));
+    let upkeep = tokio::spawn(crate::metrics::run_upkeep(
+        state.metrics().clone(),
+        crate::metrics::UPKEEP_INTERVAL,
+    ));
     let orders = tokio::spawn(refresh_orders_periodically(
         state.registry().clone(),
         config.managed_order_poll(),
@@ -282,6 +286,7 @@ pub async fn serve(config: Config) -> Result<(), CommandError> {
     recovery.abort();
     orders.abort();
     sweep.abort();
+    upkeep.abort();
     tracing::info!("telephony-gateway stopped");
     result
 }
