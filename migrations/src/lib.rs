@@ -19,6 +19,7 @@ mod m20261121_000005_number_call_limit;
 mod m20261121_000006_test_calls_and_expiry;
 mod m20261122_000007_route_changes;
 mod m20261204_000008_call_routing;
+mod m20261205_000009_limit_indexes;
 
 /// Applies the registry schema. `Migrator::up(db, None)` applies every pending migration and is
 /// a no-op on an up-to-date database.
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000006_test_calls_and_expiry::Migration),
             Box::new(m20261122_000007_route_changes::Migration),
             Box::new(m20261204_000008_call_routing::Migration),
+            Box::new(m20261205_000009_limit_indexes::Migration),
         ]
     }
 }

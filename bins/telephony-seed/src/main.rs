@@ -250,6 +250,7 @@ async fn seed_numbers(
         save(manifest, &args.manifest)?;
     }
     if next > from {
+        registry.refresh_statistics().await?;
         let seconds = started.elapsed().as_secs_f64();
         say(format!(
             "seeded numbers {from}..{next} in {seconds:.1}s ({:.0} numbers/s)",

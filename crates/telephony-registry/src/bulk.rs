@@ -268,6 +268,25 @@ impl Registry {
     }
 }
 
+impl Registry {
+    /// Brings the database's planner statistics of the tables a bulk load writes up to date,
+    /// as after any bulk load: on PostgreSQL, `ANALYZE` of the organizations, connections,
+    /// agents and numbers (autovacuum would get to it within a minute or so; until then the
+    /// planner guesses, for instance that most agents have a limit on concurrent calls). On
+    /// SQLite, which plans without statistics unless asked to keep them, nothing.
+    ///
+    /// # Errors
+    /// [`RegistryError::Database`] when the statement fails.
+    pub async fn refresh_statistics(&self) -> Result<()> {
+        if self.db.get_database_backend() == sea_orm::DbBackend::Postgres {
+            self.db
+                .execute_unprepared("ANALYZE organizations, connections, agents, numbers")
+                .await?;
+        }
+        Ok(())
+    }
+}
+
 /// Fails unless every number's connection and agent exist and belong to the number's
 /// organization (one query per 1,000 distinct ids of each).
 async fn check_owners<C: ConnectionTrait>(db: &C, numbers: &[BulkNumber]) -> Result<()> {

@@ -293,6 +293,12 @@ pub(crate) async fn write_record<C: ConnectionTrait>(
 /// in id order and updated (the inserts wait for that update to finish); each insert runs in
 /// key order, so batches of this and other instances wait for each other instead of
 /// deadlocking. Binds `at` ($1), the stale time ($2) and the batch ($3).
+///
+/// The numbers are locked one by one, each found by its key, in the order of the batch's
+/// sorted distinct ids: the `LATERAL` subquery refers to the outer row and `OFFSET 0` keeps it
+/// from being merged into a join, so the plan is a nested loop over the ids whatever the
+/// table's size. (Written as `id IN (...)`, the planner read the whole `numbers` table in every
+/// batch while the table was small enough, a quarter of a small batch's time.)
 static POSTGRES_BATCH: LazyLock<String> = LazyLock::new(|| {
     let rows = rows_source(DbBackend::Postgres, 3);
     let records_source = "SELECT DISTINCT ON (provider, call_id) record_id, org_id, provider, \
@@ -300,9 +306,11 @@ static POSTGRES_BATCH: LazyLock<String> = LazyLock::new(|| {
                           FROM fresh ORDER BY provider, call_id";
     format!(
         "WITH v AS ({rows}), \
-         locked AS (SELECT id FROM numbers WHERE id IN (SELECT number_id FROM v) \
-                    AND (last_call_at IS NULL OR last_call_at < $2) \
-                    ORDER BY id FOR UPDATE), \
+         locked AS (SELECT n.id \
+                    FROM (SELECT DISTINCT number_id FROM v ORDER BY number_id) AS b, \
+                    LATERAL (SELECT id FROM numbers WHERE id = b.number_id \
+                             AND (last_call_at IS NULL OR last_call_at < $2) \
+                             OFFSET 0 FOR UPDATE) AS n), \
          touched AS (UPDATE numbers SET last_call_at = $1 \
                      WHERE id IN (SELECT id FROM locked) RETURNING 1), \
          fresh AS (SELECT * FROM v WHERE (SELECT count(*) FROM touched) >= 0), \

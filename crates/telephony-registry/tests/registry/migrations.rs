@@ -122,3 +122,49 @@ async fn m7_two_instances_opening_one_fresh_postgres_database_both_succeed() {
     }
     env.finish().await;
 }
+
+db_test!(
+    agents_and_numbers_with_a_limit_have_an_index_of_their_own,
+    |env| {
+        // Each group commit of inbound calls looks up whether a call's agent or number has a
+        // limit: these partial indexes hold only the rows that have one.
+        let sql = match env.db.get_database_backend() {
+            sea_orm::DatabaseBackend::Sqlite => {
+                "SELECT name, sql AS definition FROM sqlite_master WHERE type = 'index' \
+                 AND name IN ('ix_agents_limited', 'ix_numbers_limited') ORDER BY name"
+            }
+            _ => {
+                "SELECT indexname AS name, indexdef AS definition FROM pg_indexes \
+                 WHERE indexname IN ('ix_agents_limited', 'ix_numbers_limited') ORDER BY indexname"
+            }
+        };
+        let rows = env
+            .db
+            .query_all_raw(Statement::from_string(env.db.get_database_backend(), sql))
+            .await
+            .expect("indexes");
+        let found: Vec<(String, String)> = rows
+            .iter()
+            .map(|row| {
+                (
+                    row.try_get::<String>("", "name").expect("name"),
+                    row.try_get::<String>("", "definition").expect("definition"),
+                )
+            })
+            .collect();
+        assert_eq!(found.len(), 2, "{found:?}");
+        for ((name, definition), table) in found.iter().zip(["agents", "numbers"]) {
+            assert!(name.contains(table), "{name}");
+            let definition = definition
+                .to_lowercase()
+                .replace('"', "")
+                .replace("public.", "");
+            assert!(
+                definition.contains(&format!("on {table}"))
+                    && definition.contains("where")
+                    && definition.contains("max_concurrent_calls is not null"),
+                "{name}: {definition}"
+            );
+        }
+    }
+);
