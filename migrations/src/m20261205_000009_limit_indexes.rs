@@ -30,53 +30,54 @@ enum Numbers {
 const AGENTS_INDEX: &str = "ix_agents_limited";
 const NUMBERS_INDEX: &str = "ix_numbers_limited";
 
+/// The index `name` of the ids of `table`'s rows whose `limit` is set.
+fn limited(
+    name: &str,
+    table: impl IntoIden,
+    id: impl IntoIden,
+    limit: impl IntoIden,
+) -> IndexCreateStatement {
+    Index::create()
+        .name(name)
+        .table(table)
+        .col(id)
+        .cond_where(Expr::col(limit).is_not_null())
+        .if_not_exists()
+        .to_owned()
+}
+
 // async-trait's expansion cannot take `SchemaManager<'_>` in the signature.
 #[allow(elided_lifetimes_in_paths)]
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager
-            .create_index(
-                Index::create()
-                    .name(AGENTS_INDEX)
-                    .table(Agents::Table)
-                    .col(Agents::Id)
-                    .cond_where(Expr::col(Agents::MaxConcurrentCalls).is_not_null())
-                    .if_not_exists()
-                    .to_owned(),
-            )
+            .create_index(limited(
+                AGENTS_INDEX,
+                Agents::Table,
+                Agents::Id,
+                Agents::MaxConcurrentCalls,
+            ))
             .await?;
         manager
-            .create_index(
-                Index::create()
-                    .name(NUMBERS_INDEX)
-                    .table(Numbers::Table)
-                    .col(Numbers::Id)
-                    .cond_where(Expr::col(Numbers::MaxConcurrentCalls).is_not_null())
-                    .if_not_exists()
-                    .to_owned(),
-            )
+            .create_index(limited(
+                NUMBERS_INDEX,
+                Numbers::Table,
+                Numbers::Id,
+                Numbers::MaxConcurrentCalls,
+            ))
             .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .drop_index(
-                Index::drop()
-                    .name(NUMBERS_INDEX)
-                    .table(Numbers::Table)
-                    .if_exists()
-                    .to_owned(),
-            )
-            .await?;
-        manager
-            .drop_index(
-                Index::drop()
-                    .name(AGENTS_INDEX)
-                    .table(Agents::Table)
-                    .if_exists()
-                    .to_owned(),
-            )
-            .await
+        for (name, table) in [
+            (NUMBERS_INDEX, Numbers::Table.into_iden()),
+            (AGENTS_INDEX, Agents::Table.into_iden()),
+        ] {
+            manager
+                .drop_index(Index::drop().name(name).table(table).if_exists().to_owned())
+                .await?;
+        }
+        Ok(())
     }
 }

@@ -266,9 +266,7 @@ impl Registry {
         txn.commit().await?;
         Ok(written)
     }
-}
 
-impl Registry {
     /// Brings the database's planner statistics of the tables a bulk load writes up to date,
     /// as after any bulk load: on PostgreSQL, `ANALYZE` of the organizations, connections,
     /// agents and numbers (autovacuum would get to it within a minute or so; until then the
