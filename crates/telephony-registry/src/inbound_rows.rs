@@ -120,13 +120,18 @@ fn quoted(statuses: &[&str]) -> String {
 /// Whether a call of `source` gets an `active_calls` row: it reached an agent, its agent or its
 /// number has a limit now, and the carrier has not reported it over already (a status callback
 /// that reached another instance before this write).
+///
+/// The agents and numbers with a limit are read once per statement, from their partial indexes
+/// (`ix_agents_limited`, `ix_numbers_limited`: few rows), not looked up for every call: SQLite
+/// makes each list a small in-memory index, and PostgreSQL a hashed subplan, so a batch reads
+/// two small indexes once instead of two tables' keys for each call.
 fn counted_now(source: &str) -> String {
     format!(
         "{source}.agent_id IS NOT NULL \
-         AND (EXISTS (SELECT 1 FROM agents a WHERE a.id = {source}.agent_id \
-                      AND a.max_concurrent_calls IS NOT NULL) \
-              OR EXISTS (SELECT 1 FROM numbers n WHERE n.id = {source}.number_id \
-                         AND n.max_concurrent_calls IS NOT NULL)) \
+         AND ({source}.agent_id IN (SELECT id FROM agents \
+                                    WHERE max_concurrent_calls IS NOT NULL) \
+              OR {source}.number_id IN (SELECT id FROM numbers \
+                                        WHERE max_concurrent_calls IS NOT NULL)) \
          AND NOT EXISTS (SELECT 1 FROM call_records r \
                          WHERE r.provider = {source}.provider \
                            AND r.carrier_call_id = {source}.call_id \
