@@ -47,14 +47,11 @@ pub(crate) fn escape_into(out: &mut String, value: &str, context: Context) {
     let attribute = context == Context::Attribute;
     let mut run_start = 0;
     let mut at = 0;
-    loop {
-        match bytes
-            .get(at..)
-            .and_then(|rest| rest.iter().position(|&b| SPECIAL[usize::from(b)]))
-        {
-            Some(skip) => at += skip,
-            None => break,
-        }
+    while let Some(skip) = bytes
+        .get(at..)
+        .and_then(|rest| rest.iter().position(|&b| SPECIAL[usize::from(b)]))
+    {
+        at += skip;
         let Some(&b) = bytes.get(at) else { break };
         let (replacement, width): (Option<&str>, usize) = match b {
             b'&' => (Some("&amp;"), 1),
