@@ -286,6 +286,7 @@ impl Registry {
         let context = || WriterContext {
             db: self.db.clone(),
             max_call_age: self.config.max_call_age,
+            notes: std::sync::Arc::default(),
         };
         if pending.counted() {
             pending.admitted = admitted;

@@ -207,11 +207,11 @@ fn statements(backend: DbBackend) -> Statements {
         touch_numbers: match backend {
             DbBackend::Postgres => "UPDATE numbers SET last_call_at = $1 \
                  WHERE id IN (SELECT jsonb_array_elements_text($3::jsonb)) \
-                   AND (last_call_at IS NULL OR last_call_at < $2)"
+                   AND (last_call_at IS NULL OR last_call_at < $2) RETURNING id"
                 .to_owned(),
             _ => "UPDATE numbers SET last_call_at = ?1 \
                   WHERE id IN (SELECT value FROM json_each(?3)) \
-                    AND (last_call_at IS NULL OR last_call_at < ?2)"
+                    AND (last_call_at IS NULL OR last_call_at < ?2) RETURNING id"
                 .to_owned(),
         },
     }
@@ -227,24 +227,34 @@ fn statements_for(backend: DbBackend) -> &'static Statements {
     }
 }
 
-/// Notes `at` as the last call of `numbers` (ids, sorted and distinct) whose time is older than
-/// `stale` or unset.
+/// Notes `at` as the last call of `numbers` (ids) whose time is older than `stale` or unset;
+/// the ids of the numbers it noted.
 pub(crate) async fn touch_numbers<C: ConnectionTrait>(
     txn: &C,
     numbers: &[&str],
     at: DateTime<Utc>,
     stale: DateTime<Utc>,
-) -> Result<()> {
+) -> Result<Vec<String>> {
+    if numbers.is_empty() {
+        return Ok(Vec::new());
+    }
     let backend = txn.get_database_backend();
-    let ids = serde_json::to_string(numbers)
-        .map_err(|e| RegistryError::Database(sea_orm::DbErr::Custom(e.to_string())))?;
-    txn.execute_raw(Statement::from_sql_and_values(
-        backend,
-        statements_for(backend).touch_numbers.as_str(),
-        [at.into(), stale.into(), Value::from(ids)],
-    ))
-    .await?;
-    Ok(())
+    let rows = txn
+        .query_all_raw(Statement::from_sql_and_values(
+            backend,
+            statements_for(backend).touch_numbers.as_str(),
+            [at.into(), stale.into(), Value::from(ids_json(numbers)?)],
+        ))
+        .await?;
+    rows.iter()
+        .map(|row| row.try_get::<String>("", "id").map_err(Into::into))
+        .collect()
+}
+
+/// A list of ids as the JSON text bound to the statements.
+fn ids_json(ids: &[&str]) -> Result<String> {
+    serde_json::to_string(ids)
+        .map_err(|e| RegistryError::Database(sea_orm::DbErr::Custom(e.to_string())))
 }
 
 /// Writes the calls of `rows` (none counted against a limit when answered) inside the caller's
@@ -297,7 +307,9 @@ pub(crate) async fn write_record<C: ConnectionTrait>(
 /// the order of [`write_uncounted`], after the numbers whose last-call time is stale are locked
 /// in id order and updated (the inserts wait for that update to finish); each insert runs in
 /// key order, so batches of this and other instances wait for each other instead of
-/// deadlocking. Binds `at` ($1), the stale time ($2) and the batch ($3).
+/// deadlocking. Binds `at` ($1), the stale time ($2), the batch ($3) and the ids of the numbers
+/// whose last-call time to look at ($4: the batch's, less those the writer noted lately, see
+/// `LastCallNotes`); returns the ids of the numbers it noted, as a JSON array (`touched`).
 ///
 /// The numbers are locked one by one, each found by its key, in the order of the batch's
 /// sorted distinct ids: the `LATERAL` subquery refers to the outer row and `OFFSET 0` keeps it
@@ -312,12 +324,14 @@ static POSTGRES_BATCH: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH v AS ({rows}), \
          locked AS (SELECT n.id \
-                    FROM (SELECT DISTINCT number_id FROM v ORDER BY number_id) AS b, \
+                    FROM (SELECT DISTINCT number_id \
+                          FROM jsonb_array_elements_text($4::jsonb) AS t(number_id) \
+                          ORDER BY number_id) AS b, \
                     LATERAL (SELECT id FROM numbers WHERE id = b.number_id \
                              AND (last_call_at IS NULL OR last_call_at < $2) \
                              OFFSET 0 FOR UPDATE) AS n), \
          touched AS (UPDATE numbers SET last_call_at = $1 \
-                     WHERE id IN (SELECT id FROM locked) RETURNING 1), \
+                     WHERE id IN (SELECT id FROM locked) RETURNING id), \
          fresh AS (SELECT * FROM v WHERE (SELECT count(*) FROM touched) >= 0), \
          active AS (INSERT INTO active_calls \
                         (provider, carrier_call_id, org_id, number_id, agent_id, started_at) \
@@ -332,24 +346,36 @@ static POSTGRES_BATCH: LazyLock<String> = LazyLock::new(|| {
                        FROM fresh WHERE business IS NOT NULL ORDER BY provider, call_id \
                        ON CONFLICT DO NOTHING RETURNING 1) \
          SELECT (SELECT count(*) FROM active) + (SELECT count(*) FROM records) \
-              + (SELECT count(*) FROM forwarded) AS written",
+              + (SELECT count(*) FROM forwarded) AS written, \
+                (SELECT COALESCE(json_agg(id), '[]')::text FROM touched) AS touched",
         counted = counted_now("fresh"),
         records = record_insert(records_source),
     )
 });
 
-/// Writes a PostgreSQL batch of calls none of which is counted (see [`POSTGRES_BATCH`]).
+/// Writes a PostgreSQL batch of calls none of which is counted (see [`POSTGRES_BATCH`]),
+/// looking at the last-call times of `numbers`; the ids of the numbers it noted.
 pub(crate) async fn write_postgres_batch<C: ConnectionTrait>(
     db: &C,
     rows: &[Row<'_>],
+    numbers: &[&str],
     at: DateTime<Utc>,
     stale: DateTime<Utc>,
-) -> Result<()> {
+) -> Result<Vec<String>> {
     let statement = Statement::from_sql_and_values(
         DbBackend::Postgres,
         POSTGRES_BATCH.as_str(),
-        [at.into(), stale.into(), Value::from(rows_json(rows)?)],
+        [
+            at.into(),
+            stale.into(),
+            Value::from(rows_json(rows)?),
+            Value::from(ids_json(numbers)?),
+        ],
     );
-    db.query_one_raw(statement).await?;
-    Ok(())
+    let Some(row) = db.query_one_raw(statement).await? else {
+        return Ok(Vec::new());
+    };
+    let touched: String = row.try_get("", "touched")?;
+    serde_json::from_str(&touched)
+        .map_err(|e| RegistryError::Database(sea_orm::DbErr::Custom(e.to_string())))
 }

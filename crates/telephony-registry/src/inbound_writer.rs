@@ -14,7 +14,8 @@
 //! one transaction, in this order:
 //!
 //! 1. the numbers' last-call times, in one statement, for the numbers whose time is older than
-//!    [`LAST_CALL_RESOLUTION`] (a retried webhook notes the time too);
+//!    [`LAST_CALL_RESOLUTION`] (a retried webhook notes the time too); a number this registry
+//!    noted less than half of that ago is not even looked at ([`LastCallNotes`]);
 //! 2. the answers of the calls counted against a limit, one multi-row insert in key order that
 //!    skips the keys answered before: those calls write nothing more and get the first answer.
 //!    A call with no limit stores no answer: its answer depends on nothing the database holds;
@@ -90,6 +91,80 @@ fn last_call_stale(at: DateTime<Utc>) -> DateTime<Utc> {
         .ok()
         .and_then(|step| at.checked_sub_signed(step))
         .unwrap_or(at)
+}
+
+/// The most numbers [`LastCallNotes`] remembers per generation (two generations): about 100
+/// bytes each, so at most about 10 MB however many numbers are called.
+const NOTES_PER_GENERATION: usize = 50_000;
+
+/// The numbers whose last-call time this registry's writers wrote lately, and the time they
+/// wrote: a number noted less than half of [`LAST_CALL_RESOLUTION`] ago is left out of the next
+/// batches' update, which would find its time recent and skip it anyway (on PostgreSQL after
+/// locking its row). Only what this process wrote and saw committed is remembered, and a
+/// number's time only ever moves forward, so the database holds that time or a later one; the
+/// half-resolution margin covers a status callback of another instance writing a slightly
+/// older time (clocks a few seconds apart). Nothing depends on it for correctness: a number
+/// not remembered (another instance noted it, this process restarted, the generation was
+/// full) is looked at in the database as before.
+#[derive(Debug, Default)]
+pub(crate) struct LastCallNotes {
+    generations: std::sync::Mutex<Generations>,
+}
+
+#[derive(Debug, Default)]
+struct Generations {
+    /// When `current` began; it becomes `previous` half a resolution later.
+    started: Option<DateTime<Utc>>,
+    current: HashMap<String, DateTime<Utc>>,
+    previous: HashMap<String, DateTime<Utc>>,
+}
+
+impl LastCallNotes {
+    fn window() -> chrono::Duration {
+        chrono::Duration::from_std(LAST_CALL_RESOLUTION / 2).unwrap_or(chrono::Duration::zero())
+    }
+
+    /// The distinct numbers among `numbers` whose last-call time a batch at `at` must look at:
+    /// all but those noted less than half a resolution before `at`.
+    pub(crate) fn to_touch<'a>(
+        &self,
+        numbers: impl IntoIterator<Item = &'a str>,
+        at: DateTime<Utc>,
+    ) -> Vec<&'a str> {
+        let recent = at.checked_sub_signed(Self::window()).unwrap_or(at);
+        let generations = lock(&self.generations);
+        let mut seen = HashSet::new();
+        numbers
+            .into_iter()
+            .filter(|number| seen.insert(*number))
+            .filter(|number| {
+                let noted = generations
+                    .current
+                    .get(*number)
+                    .or_else(|| generations.previous.get(*number));
+                !noted.is_some_and(|noted| *noted > recent && *noted <= at)
+            })
+            .collect()
+    }
+
+    /// Remembers that `numbers` were given the last-call time `at` (committed).
+    pub(crate) fn noted(&self, numbers: Vec<String>, at: DateTime<Utc>) {
+        if numbers.is_empty() {
+            return;
+        }
+        let mut generations = lock(&self.generations);
+        let started = *generations.started.get_or_insert(at);
+        if at.signed_duration_since(started) >= Self::window() || at < started {
+            generations.previous = std::mem::take(&mut generations.current);
+            generations.started = Some(at);
+        }
+        for number in numbers {
+            if generations.current.len() >= NOTES_PER_GENERATION {
+                break;
+            }
+            generations.current.insert(number, at);
+        }
+    }
 }
 
 /// Statuses after which a call record's status never changes back.
@@ -216,6 +291,8 @@ impl std::fmt::Debug for InboundWriter {
 pub(crate) struct WriterContext {
     pub db: DatabaseConnection,
     pub max_call_age: Duration,
+    /// The numbers whose last-call time this registry's writers noted lately.
+    pub notes: Arc<LastCallNotes>,
 }
 
 impl InboundWriter {
@@ -580,7 +657,12 @@ async fn write_batch(
             .zip(&ids)
             .map(|(call, id)| Row::of(call, id))
             .collect();
-        inbound_rows::write_postgres_batch(db, &rows, at, last_call_stale(at)).await?;
+        let touch = context
+            .notes
+            .to_touch(calls.iter().map(|c| c.number_id.as_str()), at);
+        let touched =
+            inbound_rows::write_postgres_batch(db, &rows, &touch, at, last_call_stale(at)).await?;
+        context.notes.noted(touched, at);
         return Ok(calls.iter().map(|call| admitted(call)).collect());
     }
     let txn = db.begin().await?;
@@ -597,9 +679,10 @@ async fn write_batch(
             .await?;
         lock_rows(&txn, calls).await?;
     }
-    // Repeated ids are fine: the update selects the numbers `IN` the list.
-    let numbers: Vec<&str> = calls.iter().map(|c| c.number_id.as_str()).collect();
-    inbound_rows::touch_numbers(&txn, &numbers, at, last_call_stale(at)).await?;
+    let touch = context
+        .notes
+        .to_touch(calls.iter().map(|c| c.number_id.as_str()), at);
+    let touched = inbound_rows::touch_numbers(&txn, &touch, at, last_call_stale(at)).await?;
     // Every call's answer is inserted if absent, in key order, before anything else is written
     // for it: a call answered before writes nothing more.
     let mut answers = write_plain(&txn, calls, at).await?;
@@ -609,6 +692,7 @@ async fn write_batch(
         }
     }
     txn.commit().await?;
+    context.notes.noted(touched, at);
     Ok(answers)
 }
 
@@ -861,4 +945,66 @@ fn inserted(result: &sea_orm::TryInsertResult<u64>) -> bool {
         result,
         sea_orm::TryInsertResult::Conflicted | sea_orm::TryInsertResult::Inserted(0)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(seconds: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000 + seconds, 0).expect("a time")
+    }
+
+    #[test]
+    fn a_number_noted_within_half_the_resolution_is_left_out() {
+        let notes = LastCallNotes::default();
+        assert_eq!(
+            notes.to_touch(["n1", "n2", "n1"], at(0)),
+            ["n1", "n2"],
+            "nothing noted yet: every number, once"
+        );
+        notes.noted(vec!["n1".to_owned()], at(0));
+        assert_eq!(notes.to_touch(["n1", "n2"], at(29)), ["n2"]);
+        assert_eq!(
+            notes.to_touch(["n1", "n2"], at(30)),
+            ["n1", "n2"],
+            "half a resolution later the database is asked again"
+        );
+        assert_eq!(
+            notes.to_touch(["n1"], at(-1)),
+            ["n1"],
+            "a clock that went back trusts nothing noted after it"
+        );
+    }
+
+    #[test]
+    fn notes_outlive_one_generation_and_no_more() {
+        let notes = LastCallNotes::default();
+        notes.noted(vec!["n1".to_owned()], at(0));
+        notes.noted(vec!["n2".to_owned()], at(25));
+        // The generation that holds n1 ends; n2 moves with it to `previous`, still recent.
+        notes.noted(vec!["n3".to_owned()], at(31));
+        assert_eq!(notes.to_touch(["n1", "n2", "n3"], at(40)), ["n1"]);
+        notes.noted(vec!["n4".to_owned()], at(62));
+        let generations = lock(&notes.generations);
+        assert!(!generations.current.contains_key("n1"));
+        assert!(!generations.previous.contains_key("n1"), "forgotten");
+        assert!(generations.previous.contains_key("n3"));
+    }
+
+    #[test]
+    fn a_generation_holds_a_bounded_number_of_notes() {
+        let notes = LastCallNotes::default();
+        let numbers: Vec<String> = (0..=NOTES_PER_GENERATION)
+            .map(|i| format!("n{i}"))
+            .collect();
+        notes.noted(numbers.clone(), at(0));
+        assert_eq!(lock(&notes.generations).current.len(), NOTES_PER_GENERATION);
+        let last = numbers.last().expect("a number").as_str();
+        assert_eq!(
+            notes.to_touch(["n0", last], at(1)),
+            [last],
+            "a number not remembered is looked at in the database"
+        );
+    }
 }
