@@ -82,8 +82,17 @@ impl Row<'_> {
 
 /// The batch as the JSON text bound to the statements.
 pub(crate) fn rows_json(rows: &[Row<'_>]) -> Result<String> {
-    serde_json::to_string(rows)
-        .map_err(|e| RegistryError::Database(sea_orm::DbErr::Custom(e.to_string())))
+    serde_json::to_string(rows).map_err(json_error)
+}
+
+/// A list of ids as the JSON text bound to the statements.
+fn ids_json(ids: &[&str]) -> Result<String> {
+    serde_json::to_string(ids).map_err(json_error)
+}
+
+/// A JSON value the statements bind or return that could not be made or read.
+fn json_error(error: serde_json::Error) -> RegistryError {
+    RegistryError::Database(sea_orm::DbErr::Custom(error.to_string()))
 }
 
 /// The i-th bound parameter (1-based) in the back end's syntax.
@@ -251,12 +260,6 @@ pub(crate) async fn touch_numbers<C: ConnectionTrait>(
         .collect()
 }
 
-/// A list of ids as the JSON text bound to the statements.
-fn ids_json(ids: &[&str]) -> Result<String> {
-    serde_json::to_string(ids)
-        .map_err(|e| RegistryError::Database(sea_orm::DbErr::Custom(e.to_string())))
-}
-
 /// Writes the calls of `rows` (none counted against a limit when answered) inside the caller's
 /// transaction: their active calls where a limit applies now, their records, their forwarding.
 pub(crate) async fn write_uncounted<C: ConnectionTrait>(
@@ -376,6 +379,5 @@ pub(crate) async fn write_postgres_batch<C: ConnectionTrait>(
         return Ok(Vec::new());
     };
     let touched: String = row.try_get("", "touched")?;
-    serde_json::from_str(&touched)
-        .map_err(|e| RegistryError::Database(sea_orm::DbErr::Custom(e.to_string())))
+    serde_json::from_str(&touched).map_err(json_error)
 }

@@ -634,34 +634,32 @@ db_test!(a_numbers_last_call_is_noted_to_within_a_minute, |env| {
     let (org, conn) = twilio_org(&env.registry, "Acme").await;
     let number = imported(&env.registry, &org, &conn, "+14155550101").await;
     let other = env.reopen().await;
-    let answer = |registry: &'static str, id: &'static str| {
-        let registry = if registry == "this" {
-            &env.registry
-        } else {
-            &other
-        };
-        let number = &number;
-        async move {
-            registry
-                .answer_inbound_call(&ringing(id, number, None, id), |_| "<Response/>".to_owned())
-                .await
-                .expect("answer");
-            registry.settle_inbound_calls().await;
-            registry
-                .number(&number.org_id, &number.id)
-                .await
-                .expect("number")
-                .last_call_at
-        }
-    };
-    let first = answer("this", "CA1")
+    // Answers a new call to the number on `registry` and reads the number's last-call time.
+    async fn last_call_after(
+        registry: &Registry,
+        number: &Number,
+        id: &'static str,
+    ) -> Option<chrono::DateTime<chrono::Utc>> {
+        registry
+            .answer_inbound_call(&ringing(id, number, None, id), |_| "<Response/>".to_owned())
+            .await
+            .expect("answer");
+        registry.settle_inbound_calls().await;
+        registry
+            .number(&number.org_id, &number.id)
+            .await
+            .expect("number")
+            .last_call_at
+    }
+    let this = &env.registry;
+    let first = last_call_after(this, &number, "CA1")
         .await
         .expect("the first call is noted");
     // A call within the minute leaves the time alone: a busy number's row is not
     // rewritten by every group commit.
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    assert_eq!(answer("this", "CA2").await, Some(first));
-    assert_eq!(answer("other", "CA3").await, Some(first));
+    assert_eq!(last_call_after(this, &number, "CA2").await, Some(first));
+    assert_eq!(last_call_after(&other, &number, "CA3").await, Some(first));
     // Once the time noted is more than a minute old, the next call notes its own. (Aged here
     // behind the instances' backs: the instance that noted the time leaves the number out of
     // its batches for half a minute, knowing the time is recent; the other looks.)
@@ -679,11 +677,13 @@ db_test!(a_numbers_last_call_is_noted_to_within_a_minute, |env| {
         .await
         .expect("age the last call");
     assert_eq!(
-        answer("this", "CA4").await,
+        last_call_after(this, &number, "CA4").await,
         Some(old),
         "the instance that noted the time a moment ago does not look at the number again"
     );
-    let fifth = answer("other", "CA5").await.expect("noted");
+    let fifth = last_call_after(&other, &number, "CA5")
+        .await
+        .expect("noted");
     assert!(fifth > first, "{fifth} after {first}");
     assert_eq!(
         env.registry
