@@ -71,6 +71,9 @@ else
 fi
 target_dir=$(cargo metadata --format-version 1 --no-deps | jq -r .target_directory)
 BIN="$target_dir/release"
+for binary in telephony-gateway twiml-reference webhook-load telephony-seed carrier-emulator; do
+  [ -x "$BIN/$binary" ] || { say "missing $BIN/$binary: build it, or run without SKIP_BUILD=1"; exit 1; }
+done
 OUT="$target_dir/bench"
 mkdir -p "$OUT"
 WORK=$(mktemp -d)

@@ -16,7 +16,9 @@
 //!
 //! Before any phase, and not timed, `--pool` requests are generated, round robin over the
 //! templates (request `n` from template `n % templates`): each gets a `CallSid` unique to the
-//! run (`CA` + a random 64-bit prefix drawn per run + `n`, 32 hex digits), placed among the
+//! run (`CA` + 32 hex digits: two 64-bit halves, `n` mixed with a random number drawn per run
+//! and `n` alone, each scattered by a bijection, so the ids of consecutive calls are as far
+//! apart as Twilio's random ones and the database inserts them where random ids go), placed among the
 //! parameters in name order as Twilio sends them, and an `X-Twilio-Signature` over the URL and
 //! every parameter. All bodies are kept in one buffer, so a send copies nothing. The warm-up and
 //! the measured phase draw from the pool in turn; a run that needs more requests than the pool
@@ -118,6 +120,15 @@ struct Template {
     head: String,
     /// `&` and the encoded parameters after `CallSid`; empty when there are none.
     tail: String,
+}
+
+/// A bijection of the 64-bit integers that scatters consecutive ones (SplitMix64's finalizer):
+/// consecutive requests get call ids as far apart as Twilio's random ones, and distinct
+/// requests still get distinct ids.
+fn scatter(mut x: u64) -> u64 {
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
 }
 
 /// `CallSid=` + `CA` + 32 hex digits.
@@ -240,7 +251,11 @@ impl Pool {
         let mut requests = Vec::with_capacity(size);
         for n in 0..size {
             let template = &templates[n % templates.len()];
-            let call_sid = format!("CA{prefix:016x}{:016x}", n as u64);
+            let call_sid = format!(
+                "CA{:016x}{:016x}",
+                scatter(n as u64 ^ prefix),
+                scatter(n as u64)
+            );
             let mut params: Vec<(&str, &str)> = Vec::with_capacity(template.params.len() + 1);
             let (before, after) = template.params.split_at(template.call_sid_at);
             params.extend(before.iter().map(|(k, v)| (k.as_str(), v.as_str())));
@@ -559,6 +574,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn consecutive_calls_get_ids_far_apart_and_never_the_same() {
+        let ids: Vec<u64> = (0..10_000u64).map(scatter).collect();
+        let distinct: std::collections::HashSet<u64> = ids.iter().copied().collect();
+        assert_eq!(distinct.len(), ids.len());
+        // Consecutive integers would be 1 apart; random 64-bit ids are about 2^62 apart on
+        // average (a third of the range).
+        let mean_gap = ids
+            .windows(2)
+            .map(|w| w[0].abs_diff(w[1]) as f64)
+            .sum::<f64>()
+            / (ids.len() - 1) as f64;
+        assert!(mean_gap > 2f64.powi(61), "mean gap {mean_gap:e}");
+        // Sorted, the ids are not in request order (an index inserts them all over).
+        let in_order = ids.windows(2).filter(|w| w[0] < w[1]).count();
+        assert!((4_000..6_000).contains(&in_order), "{in_order} of 9,999 in order");
+    }
+
+    #[test]
     #[cfg(target_os = "linux")]
     fn cpu_time_is_read_from_proc_and_divided_per_request() {
         let before = cpu_ticks("self").expect("this process's CPU time");
@@ -649,6 +682,11 @@ mod tests {
                     .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase())
             );
             assert!(call_sids.insert(call_sid.clone()));
+            assert_eq!(
+                u64::from_str_radix(&call_sid[18..], 16)?,
+                scatter(n as u64),
+                "the second half is request {n}'s number, scattered"
+            );
             let (to, token) = if n % 2 == 0 {
                 ("+12000000000", "token-a")
             } else {
