@@ -588,7 +588,10 @@ mod tests {
         assert!(mean_gap > 2f64.powi(61), "mean gap {mean_gap:e}");
         // Sorted, the ids are not in request order (an index inserts them all over).
         let in_order = ids.windows(2).filter(|w| w[0] < w[1]).count();
-        assert!((4_000..6_000).contains(&in_order), "{in_order} of 9,999 in order");
+        assert!(
+            (4_000..6_000).contains(&in_order),
+            "{in_order} of 9,999 in order"
+        );
     }
 
     #[test]
