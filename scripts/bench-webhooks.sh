@@ -62,16 +62,17 @@ done
 
 say() { echo "bench: $*" >&2; }
 
+# The binaries the benchmark runs; each is the package of the same name.
+BINARIES=(telephony-gateway twiml-reference webhook-load telephony-seed carrier-emulator)
 if [ "${SKIP_BUILD:-0}" = "1" ]; then
   say "SKIP_BUILD=1: using the release binaries already built"
 else
   say "building the release binaries (once)"
-  cargo build --release -p telephony-gateway -p twiml-reference -p webhook-load \
-    -p telephony-seed -p carrier-emulator >&2
+  cargo build --release "${BINARIES[@]/#/--package=}" >&2
 fi
 target_dir=$(cargo metadata --format-version 1 --no-deps | jq -r .target_directory)
 BIN="$target_dir/release"
-for binary in telephony-gateway twiml-reference webhook-load telephony-seed carrier-emulator; do
+for binary in "${BINARIES[@]}"; do
   [ -x "$BIN/$binary" ] || { say "missing $BIN/$binary: build it, or run without SKIP_BUILD=1"; exit 1; }
 done
 OUT="$target_dir/bench"

@@ -18,12 +18,12 @@
 //! templates (request `n` from template `n % templates`): each gets a `CallSid` unique to the
 //! run (`CA` + 32 hex digits: two 64-bit halves, `n` mixed with a random number drawn per run
 //! and `n` alone, each scattered by a bijection, so the ids of consecutive calls are as far
-//! apart as Twilio's random ones and the database inserts them where random ids go), placed among the
-//! parameters in name order as Twilio sends them, and an `X-Twilio-Signature` over the URL and
-//! every parameter. All bodies are kept in one buffer, so a send copies nothing. The warm-up and
-//! the measured phase draw from the pool in turn; a run that needs more requests than the pool
-//! holds starts over from its first, and the summary's `repeated` counts the measured phase's
-//! requests sent again that way (0 when every one was a new call).
+//! apart as Twilio's random ones and the database inserts them where random ids go), placed
+//! among the parameters in name order as Twilio sends them, and an `X-Twilio-Signature` over the
+//! URL and every parameter. All bodies are kept in one buffer, so a send copies nothing. The
+//! warm-up and the measured phase draw from the pool in turn; a run that needs more requests
+//! than the pool holds starts over from its first, and the summary's `repeated` counts the
+//! measured phase's requests sent again that way (0 when every one was a new call).
 //!
 //! The summary is printed as one JSON object on stdout.
 
