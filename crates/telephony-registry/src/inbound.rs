@@ -287,6 +287,7 @@ impl Registry {
             db: self.db.clone(),
             max_call_age: self.config.max_call_age,
             notes: std::sync::Arc::default(),
+            record_conflicts: std::sync::Arc::default(),
         };
         if pending.counted() {
             pending.admitted = admitted;

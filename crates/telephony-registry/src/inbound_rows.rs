@@ -313,13 +313,14 @@ pub(crate) async fn write_record<C: ConnectionTrait>(
 /// deadlocking. Binds `at` ($1), the stale time ($2), the batch ($3) and the ids of the numbers
 /// whose last-call time to look at ($4: the batch's, less those the writer noted lately, see
 /// `LastCallNotes`); returns the ids of the numbers it noted, as a JSON array (`touched`).
+/// `records` is the insert of the call records over `fresh` (see [`RecordWrite`]).
 ///
 /// The numbers are locked one by one, each found by its key, in the order of the batch's
 /// sorted distinct ids: the `LATERAL` subquery refers to the outer row and `OFFSET 0` keeps it
 /// from being merged into a join, so the plan is a nested loop over the ids whatever the
 /// table's size. (Written as `id IN (...)`, the planner read the whole `numbers` table in every
 /// batch while the table was small enough, a quarter of a small batch's time.)
-static POSTGRES_BATCH: LazyLock<String> = LazyLock::new(|| {
+fn postgres_batch(records: RecordWrite) -> String {
     let rows = rows_source(DbBackend::Postgres, 3);
     let records_source = "SELECT DISTINCT ON (provider, call_id) record_id, org_id, provider, \
                                   call_id, e164, 'inbound', status, $1, $1, number_id, agent_id \
@@ -352,22 +353,78 @@ static POSTGRES_BATCH: LazyLock<String> = LazyLock::new(|| {
               + (SELECT count(*) FROM forwarded) AS written, \
                 (SELECT COALESCE(json_agg(id), '[]')::text FROM touched) AS touched",
         counted = counted_now("fresh"),
-        records = record_insert(records_source),
+        records = match records {
+            RecordWrite::Upsert => record_insert(records_source),
+            RecordWrite::Insert => record_plain_insert(records_source),
+        },
     )
-});
+}
 
-/// Writes a PostgreSQL batch of calls none of which is counted (see [`POSTGRES_BATCH`]),
-/// looking at the last-call times of `numbers`; the ids of the numbers it noted.
+/// How a PostgreSQL batch writes its call records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RecordWrite {
+    /// The upsert of [`record_insert`]: right whatever records exist.
+    Upsert,
+    /// A plain insert, for a batch expected to find no record of its calls (almost every
+    /// batch: a call's first webhook comes before its status callbacks). If one exists, the
+    /// statement fails as a whole on the call-id index (`ux_call_records_provider_call`),
+    /// writing nothing, and the batch is written again with the upsert
+    /// ([`is_record_conflict`]). It spares PostgreSQL the upsert's check of the call-id index
+    /// before each row's insert (about 2 µs of the database's 15 per call, measured).
+    Insert,
+}
+
+static POSTGRES_BATCH_UPSERT: LazyLock<String> =
+    LazyLock::new(|| postgres_batch(RecordWrite::Upsert));
+static POSTGRES_BATCH_INSERT: LazyLock<String> =
+    LazyLock::new(|| postgres_batch(RecordWrite::Insert));
+
+/// The insert of call records that exist nowhere yet (see [`RecordWrite::Insert`]).
+fn record_plain_insert(source: &str) -> String {
+    format!(
+        "INSERT INTO call_records (id, org_id, provider, carrier_call_id, number, direction, \
+                                   status, started_at, updated_at, number_id, agent_id) \
+         {source}"
+    )
+}
+
+/// The unique index a [`RecordWrite::Insert`] fails on when a record of one of its calls
+/// exists.
+const CALL_ID_INDEX: &str = "ux_call_records_provider_call";
+
+/// Whether `error` is a [`RecordWrite::Insert`] that found a record of one of its calls
+/// (PostgreSQL's `23505` unique violation on the call-id index).
+pub(crate) fn is_record_conflict(error: &RegistryError) -> bool {
+    let RegistryError::Database(
+        sea_orm::DbErr::Query(sea_orm::RuntimeErr::SqlxError(error))
+        | sea_orm::DbErr::Exec(sea_orm::RuntimeErr::SqlxError(error)),
+    ) = error
+    else {
+        return false;
+    };
+    error.as_database_error().is_some_and(|e| {
+        e.code().as_deref() == Some("23505") && e.constraint() == Some(CALL_ID_INDEX)
+    })
+}
+
+/// Writes a PostgreSQL batch of calls none of which is counted (see [`postgres_batch`]),
+/// looking at the last-call times of `numbers`, its records as `records` says; the ids of the
+/// numbers it noted.
 pub(crate) async fn write_postgres_batch<C: ConnectionTrait>(
     db: &C,
     rows: &[Row<'_>],
     numbers: &[&str],
     at: DateTime<Utc>,
     stale: DateTime<Utc>,
+    records: RecordWrite,
 ) -> Result<Vec<String>> {
+    let text = match records {
+        RecordWrite::Upsert => &POSTGRES_BATCH_UPSERT,
+        RecordWrite::Insert => &POSTGRES_BATCH_INSERT,
+    };
     let statement = Statement::from_sql_and_values(
         DbBackend::Postgres,
-        POSTGRES_BATCH.as_str(),
+        text.as_str(),
         [
             at.into(),
             stale.into(),

@@ -31,8 +31,11 @@
 //! locked first in the order of their ids, and answers are inserted in key order, so batches
 //! of this and other instances wait for each other instead of deadlocking, and calls on one
 //! agent are counted one after the other across instances; a batch without counted calls is a
-//! single statement. When a batch fails, its calls are written again one per transaction (a
-//! deadlocked or busy one up to three times), so one bad call cannot fail the others.
+//! single statement, whose records are a plain insert unless a batch of the last ten seconds
+//! found a record of one of its calls: a batch that finds one fails whole, writing nothing, and
+//! is written again with the upsert ([`RecordWrite`]). When a batch fails, its calls are
+//! written again one per transaction (a deadlocked or busy one up to three times), so one bad
+//! call cannot fail the others.
 //! Correctness never depends on this process's queue: everything is decided inside the
 //! database transaction.
 
@@ -52,7 +55,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::entity::{active_call, agent, idempotency, number};
 use crate::error::{RegistryError, Result};
 use crate::inbound::InboundAnswer;
-use crate::inbound_rows::{self, Row};
+use crate::inbound_rows::{self, RecordWrite, Row};
 use crate::model::Admission;
 use crate::registry::{new_id, now};
 
@@ -293,6 +296,36 @@ pub(crate) struct WriterContext {
     pub max_call_age: Duration,
     /// The numbers whose last-call time this registry's writers noted lately.
     pub notes: Arc<LastCallNotes>,
+    /// When this registry's PostgreSQL writers last found a record of a batch's call.
+    pub record_conflicts: Arc<RecordConflicts>,
+}
+
+/// After a PostgreSQL batch's plain insert of records found one that exists, the batches of
+/// the next [`UPSERT_AFTER_CONFLICT`] use the upsert at once: conflicts come in runs (a
+/// carrier retrying webhooks it timed out on, status callbacks overtaking a backlog), and each
+/// would cost the batch a failed statement before its upsert. Only a cost depends on it: a
+/// batch is written right either way.
+#[derive(Debug, Default)]
+pub(crate) struct RecordConflicts {
+    last: std::sync::Mutex<Option<std::time::Instant>>,
+}
+
+/// How long after a conflict the batches upsert their records (see [`RecordConflicts`]).
+const UPSERT_AFTER_CONFLICT: Duration = Duration::from_secs(10);
+
+impl RecordConflicts {
+    /// How the next batch writes its records.
+    fn record_write(&self) -> RecordWrite {
+        match *lock(&self.last) {
+            Some(last) if last.elapsed() < UPSERT_AFTER_CONFLICT => RecordWrite::Upsert,
+            _ => RecordWrite::Insert,
+        }
+    }
+
+    /// Notes that a batch's plain insert found a record.
+    fn conflicted(&self) {
+        *lock(&self.last) = Some(std::time::Instant::now());
+    }
 }
 
 impl InboundWriter {
@@ -660,8 +693,29 @@ async fn write_batch(
         let touch = context
             .notes
             .to_touch(calls.iter().map(|c| c.number_id.as_str()), at);
+        let stale = last_call_stale(at);
+        let records = context.record_conflicts.record_write();
         let touched =
-            inbound_rows::write_postgres_batch(db, &rows, &touch, at, last_call_stale(at)).await?;
+            match inbound_rows::write_postgres_batch(db, &rows, &touch, at, stale, records).await {
+                Err(error)
+                    if records == RecordWrite::Insert
+                        && inbound_rows::is_record_conflict(&error) =>
+                {
+                    // The failed statement wrote nothing: the batch is written again, whole.
+                    context.record_conflicts.conflicted();
+                    metrics::counter!("telephony_inbound_record_conflicts_total").increment(1);
+                    inbound_rows::write_postgres_batch(
+                        db,
+                        &rows,
+                        &touch,
+                        at,
+                        stale,
+                        RecordWrite::Upsert,
+                    )
+                    .await?
+                }
+                written => written?,
+            };
         context.notes.noted(touched, at);
         return Ok(calls.iter().map(|call| admitted(call)).collect());
     }

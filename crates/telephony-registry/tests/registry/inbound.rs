@@ -1148,3 +1148,85 @@ db_test!(
         );
     }
 );
+
+db_test!(
+    a_burst_finding_records_of_some_of_its_calls_merges_them_and_writes_every_call_once,
+    |env| {
+        // Status callbacks overtook three calls' first webhooks: their records exist when the
+        // burst is written. (On PostgreSQL the burst's plain insert of records then fails on
+        // the call-id index, writing nothing, and the batch is written again with the upsert.)
+        let (org, conn) = twilio_org(&env.registry, "Acme").await;
+        let agent = new_agent(&env.registry, &org, None).await;
+        let number = imported(&env.registry, &org, &conn, "+14155550101").await;
+        let overtaken = [
+            ("CA-x-03", "initiated"),
+            ("CA-x-07", "completed"),
+            ("CA-x-11", "in-progress"),
+        ];
+        for (id, status) in overtaken {
+            env.registry
+                .record_call(CallUpdate {
+                    org_id: org.clone(),
+                    provider: Provider::Twilio,
+                    carrier_call_id: id.into(),
+                    number: number.e164.clone(),
+                    direction: Direction::Inbound,
+                    status: status.into(),
+                    duration_secs: None,
+                    ended_at: None,
+                })
+                .await
+                .expect("status callback");
+        }
+        let render = |admission: Admission| format!("{admission:?}");
+        for (burst, size) in [("x", 40), ("y", 20)] {
+            let ids: Vec<String> = (0..size).map(|i| format!("CA-{burst}-{i:02}")).collect();
+            let keys: Vec<String> = ids.iter().map(|id| format!("voice:{id}")).collect();
+            let calls: Vec<InboundCall<'_>> = ids
+                .iter()
+                .zip(&keys)
+                .map(|(id, key)| ringing(id, &number, Some(&agent), key))
+                .collect();
+            let answers = futures::future::join_all(
+                calls
+                    .iter()
+                    .map(|call| env.registry.answer_inbound_call(call, render)),
+            )
+            .await;
+            for (call, answer) in calls.iter().zip(answers) {
+                let answer = answer.unwrap_or_else(|e| panic!("{}: {e}", call.carrier_call_id));
+                assert_eq!(answer.body, "Admitted", "{}", call.carrier_call_id);
+            }
+            env.registry.settle_inbound_calls().await;
+            let recorded = env.registry.list_calls(&org, 1000).await.expect("calls");
+            for id in &ids {
+                let records: Vec<_> = recorded
+                    .iter()
+                    .filter(|c| &c.carrier_call_id == id)
+                    .collect();
+                assert_eq!(records.len(), 1, "{id} recorded once");
+                let expected = match id.as_str() {
+                    // A final status and `in-progress` are newer news than the webhook's.
+                    "CA-x-07" => "completed",
+                    "CA-x-11" => "in-progress",
+                    _ => "ringing",
+                };
+                assert_eq!(records[0].status, expected, "{id}");
+            }
+        }
+        // The overtaken records learned the agent from their webhooks: a limit set now counts
+        // every call not over (all 60 but the completed CA-x-07).
+        let agent = env
+            .registry
+            .update_agent(&org, &agent.id, media_agent(Some(100)))
+            .await
+            .expect("limit");
+        assert_eq!(
+            env.registry
+                .active_calls_for_agent(&agent.id)
+                .await
+                .expect("count"),
+            59
+        );
+    }
+);
