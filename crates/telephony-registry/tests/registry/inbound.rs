@@ -1230,3 +1230,60 @@ db_test!(
         );
     }
 );
+
+db_test!(
+    a_dropped_registry_closes_its_writers_connections_and_leaves_a_shared_pool_working,
+    |env| {
+        // A second registry on the pool of the first (a service linking the crate may build
+        // several on one pool). On PostgreSQL its writers write through connections of their
+        // own, opened on their thread; dropping the registry ends that thread and closes them,
+        // and the shared pool goes on serving the first registry.
+        let (org, conn) = twilio_org(&env.registry, "Acme").await;
+        let number = imported(&env.registry, &org, &conn, "+14155550101").await;
+        let render = |_| "<Response/>".to_owned();
+        let second = Registry::new(
+            env.db.clone(),
+            env.keyring.clone(),
+            env.factory.clone(),
+            env.registry.config().clone(),
+        );
+        second
+            .answer_inbound_call(&ringing("CA-w-1", &number, None, "voice:CA-w-1"), render)
+            .await
+            .expect("answer on the second registry");
+        second.settle_inbound_calls().await;
+        let postgres = env.db.get_database_backend() == sea_orm::DbBackend::Postgres;
+        let backends = || async {
+            let row = env
+                .db
+                .query_one_raw(sea_orm::Statement::from_string(
+                    sea_orm::DbBackend::Postgres,
+                    "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database()",
+                ))
+                .await
+                .expect("count connections")
+                .expect("a row");
+            row.try_get::<i64>("", "n").expect("n")
+        };
+        let with_writers = if postgres { backends().await } else { 0 };
+        drop(second);
+        if postgres {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while backends().await >= with_writers {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the dropped registry's writers still hold their connections"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+        env.registry
+            .answer_inbound_call(&ringing("CA-w-2", &number, None, "voice:CA-w-2"), render)
+            .await
+            .expect("answer on the first registry");
+        let calls = env.registry.list_calls(&org, 10).await.expect("calls");
+        let mut ids: Vec<&str> = calls.iter().map(|c| c.carrier_call_id.as_str()).collect();
+        ids.sort_unstable();
+        assert_eq!(ids, ["CA-w-1", "CA-w-2"]);
+    }
+);
