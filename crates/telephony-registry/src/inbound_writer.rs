@@ -5,11 +5,12 @@
 //! Each [`crate::Registry`] (with its clones) has one writer task on SQLite, which has one
 //! writer at a time, and [`POSTGRES_WRITERS`] on PostgreSQL (with a pool of connections of
 //! their own), started on its first inbound call on a thread of their own
-//! (`spawn_own_thread`). A webhook hands its call to the writers. A call counted against a limit waits for its
-//! answer: it is answered only after the transaction holding its call record, its admission
-//! and its remembered answer has committed, exactly as when it had a transaction of its own. A
-//! call with nothing to count is answered before its write ([`InboundWriter::queue_detached`]):
-//! the registry's reads of calls wait for those writes ([`InboundWriter::settle`]). A writer
+//! (`spawn_own_thread`). A webhook hands its call to the writers. A call counted against a
+//! limit waits for its answer: it is answered only after the transaction holding its call
+//! record, its admission and its remembered answer has committed, exactly as when it had a
+//! transaction of its own. A call with nothing to count is answered before its write
+//! ([`InboundWriter::queue_detached`]): the registry's reads of calls wait for those writes
+//! ([`InboundWriter::settle`]). A writer
 //! takes every call queued (up to [`MAX_BATCH`]; two deliveries of one webhook go in different
 //! batches; a batch nobody waits for keeps collecting for up to [`LINGER`]) and writes them in
 //! one transaction, in this order:
@@ -459,7 +460,7 @@ impl InboundWriter {
 /// preparing a batch (a thousand rows made into the statement's parameter) held up the
 /// webhooks queued behind it on its worker: on PostgreSQL, moving its four writers off the
 /// webhooks' workers, with connections of their own, raised the closed loop's throughput by
-/// about 6 % (three interleaved pairs).
+/// about 5 % (three interleaved pairs).
 ///
 /// On PostgreSQL the writers get a pool of their own ([`POSTGRES_WRITERS`] connections, the
 /// registry pool's settings), opened on this thread's runtime, which drives their sockets, and
@@ -513,11 +514,11 @@ where
 
 /// On PostgreSQL, a pool for the writers alone: [`POSTGRES_WRITERS`] connections with the
 /// settings of `db`'s pool, opened when first used, on the runtime current when this is called
-/// (see [`spawn_own_thread`]). None on SQLite.
+/// (see [`spawn_own_thread`]). None on SQLite (and for a connection that is not a pool).
 fn writers_pool(db: &DatabaseConnection) -> Option<DatabaseConnection> {
-    if db.get_database_backend() != DbBackend::Postgres {
+    let sea_orm::DatabaseConnectionType::SqlxPostgresPoolConnection(_) = &db.inner else {
         return None;
-    }
+    };
     let registry_pool = db.get_postgres_connection_pool();
     let pool = registry_pool
         .options()
