@@ -161,9 +161,7 @@ fn record_insert(source: &str) -> String {
         answered = quoted(&CALL_RECORD_ANSWERED),
     );
     format!(
-        "INSERT INTO call_records (id, org_id, provider, carrier_call_id, number, direction, \
-                                   status, started_at, updated_at, number_id, agent_id) \
-         {source} \
+        "{insert} \
          ON CONFLICT (provider, carrier_call_id) DO UPDATE \
          SET status = CASE WHEN {newer} THEN excluded.status ELSE call_records.status END, \
              updated_at = CASE WHEN {newer} THEN excluded.updated_at \
@@ -173,6 +171,7 @@ fn record_insert(source: &str) -> String {
          WHERE call_records.org_id = excluded.org_id \
            AND ({newer} OR call_records.number_id IS NULL \
                 OR (call_records.agent_id IS NULL AND excluded.agent_id IS NOT NULL))",
+        insert = record_plain_insert(source),
     )
 }
 
@@ -379,7 +378,8 @@ static POSTGRES_BATCH_UPSERT: LazyLock<String> =
 static POSTGRES_BATCH_INSERT: LazyLock<String> =
     LazyLock::new(|| postgres_batch(RecordWrite::Insert));
 
-/// The insert of call records that exist nowhere yet (see [`RecordWrite::Insert`]).
+/// The insert of call records that exist nowhere yet (see [`RecordWrite::Insert`]); the
+/// upsert ([`record_insert`]) is this with its conflict clause.
 fn record_plain_insert(source: &str) -> String {
     format!(
         "INSERT INTO call_records (id, org_id, provider, carrier_call_id, number, direction, \

@@ -4,8 +4,8 @@
 use sea_orm::ConnectionTrait;
 use telephony_carrier::Provider;
 use telephony_registry::{
-    Admission, Agent, AgentTarget, CallUpdate, Connection, Direction, InboundCall, NewAgent,
-    Number, Registry, RegistryError, WebhookMode, WebhookSecrets,
+    Admission, Agent, AgentTarget, CallUpdate, Connection, Direction, InboundAnswer, InboundCall,
+    NewAgent, Number, Registry, RegistryError, WebhookMode, WebhookSecrets,
 };
 
 use crate::harness::TWILIO_TOKEN;
@@ -39,6 +39,37 @@ fn ringing<'a>(
         forwarded: None,
         idempotency_key,
     }
+}
+
+/// The carrier's report (a status callback) of `org`'s inbound call `id` on `number`, with
+/// `status` and nothing more.
+fn report(org: &str, id: &str, number: &str, status: &str) -> CallUpdate {
+    CallUpdate {
+        org_id: org.to_owned(),
+        provider: Provider::Twilio,
+        carrier_call_id: id.to_owned(),
+        number: number.to_owned(),
+        direction: Direction::Inbound,
+        status: status.to_owned(),
+        duration_secs: None,
+        ended_at: None,
+    }
+}
+
+/// Answers `calls` at once on `registry` (a burst, written in group commits), each with its
+/// admission as its document; the answers in order, a failed one panicking with its call id.
+async fn answer_burst(registry: &Registry, calls: &[InboundCall<'_>]) -> Vec<InboundAnswer> {
+    let answers = futures::future::join_all(
+        calls
+            .iter()
+            .map(|call| registry.answer_inbound_call(call, |admission| format!("{admission:?}"))),
+    )
+    .await;
+    calls
+        .iter()
+        .zip(answers)
+        .map(|(call, answer)| answer.unwrap_or_else(|e| panic!("{}: {e}", call.carrier_call_id)))
+        .collect()
 }
 
 /// A new agent of `org` answering by media stream (see [`media_agent`]).
@@ -442,16 +473,6 @@ db_test!(
         let limited_number = imported(&env.registry, &org, &conn, "+14155550101").await;
         // The carrier reported CA-final's end before its first webhook; another organization
         // recorded CA-foreign first.
-        let report = |org: &str, id: &str, number: &str, status: &str| CallUpdate {
-            org_id: org.to_owned(),
-            provider: Provider::Twilio,
-            carrier_call_id: id.to_owned(),
-            number: number.to_owned(),
-            direction: Direction::Inbound,
-            status: status.to_owned(),
-            duration_secs: None,
-            ended_at: None,
-        };
         env.registry
             .record_call(report(&org, "CA-final", "+14155550100", "completed"))
             .await
@@ -711,16 +732,7 @@ db_test!(
         // The call is answered: the status callback says so, then the webhook arrives again
         // (a retry the carrier sent before it saw the first answer).
         env.registry
-            .record_call(CallUpdate {
-                org_id: org.clone(),
-                provider: Provider::Twilio,
-                carrier_call_id: "CA1".into(),
-                number: number.e164.clone(),
-                direction: Direction::Inbound,
-                status: "in-progress".into(),
-                duration_secs: None,
-                ended_at: None,
-            })
+            .record_call(report(&org, "CA1", &number.e164, "in-progress"))
             .await
             .expect("status callback");
         let again = env
@@ -1104,13 +1116,8 @@ db_test!(
                     }
                 }
             }
-            let answers = futures::future::join_all(calls.iter().map(|call| {
-                env.registry
-                    .answer_inbound_call(call, |admission| format!("{admission:?}"))
-            }))
-            .await;
+            let answers = answer_burst(&env.registry, &calls).await;
             for (call, answer) in calls.iter().zip(answers) {
-                let answer = answer.unwrap_or_else(|e| panic!("{}: {e}", call.carrier_call_id));
                 assert!(
                     answer.body.starts_with("Admitted"),
                     "{}: {}",
@@ -1165,20 +1172,10 @@ db_test!(
         ];
         for (id, status) in overtaken {
             env.registry
-                .record_call(CallUpdate {
-                    org_id: org.clone(),
-                    provider: Provider::Twilio,
-                    carrier_call_id: id.into(),
-                    number: number.e164.clone(),
-                    direction: Direction::Inbound,
-                    status: status.into(),
-                    duration_secs: None,
-                    ended_at: None,
-                })
+                .record_call(report(&org, id, &number.e164, status))
                 .await
                 .expect("status callback");
         }
-        let render = |admission: Admission| format!("{admission:?}");
         for (burst, size) in [("x", 40), ("y", 20)] {
             let ids: Vec<String> = (0..size).map(|i| format!("CA-{burst}-{i:02}")).collect();
             let keys: Vec<String> = ids.iter().map(|id| format!("voice:{id}")).collect();
@@ -1187,14 +1184,8 @@ db_test!(
                 .zip(&keys)
                 .map(|(id, key)| ringing(id, &number, Some(&agent), key))
                 .collect();
-            let answers = futures::future::join_all(
-                calls
-                    .iter()
-                    .map(|call| env.registry.answer_inbound_call(call, render)),
-            )
-            .await;
+            let answers = answer_burst(&env.registry, &calls).await;
             for (call, answer) in calls.iter().zip(answers) {
-                let answer = answer.unwrap_or_else(|e| panic!("{}: {e}", call.carrier_call_id));
                 assert_eq!(answer.body, "Admitted", "{}", call.carrier_call_id);
             }
             env.registry.settle_inbound_calls().await;
