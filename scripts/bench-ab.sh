@@ -4,7 +4,9 @@
 # and drives signed voice webhooks at it, each a new call (webhook-load signs a pool of requests
 # with unique CallSids from the seed's templates before each phase): 1,000 req/s open loop for
 # 6 s (p50/p99/p999), then 32 connections closed loop for 5 s (throughput). Prints one JSON line
-# per phase; its "repeated" counts requests sent again because the phase outgrew the pool.
+# per phase; its "repeated" counts requests sent again because the phase outgrew the pool. The
+# closed loop also reports the gateway's and the load generator's CPU per request, and a line
+# with the machine's idle share and PostgreSQL's CPU (in cores) over 3 of its seconds.
 #
 #   cargo build --release -p telephony-gateway -p telephony-seed -p webhook-load
 #   DB=sqlite scripts/bench-ab.sh                      # this build, SQLite
@@ -45,6 +47,38 @@ for _ in $(seq 100); do curl -fs -o /dev/null "$PUBLIC_URL/readyz" && break; sle
 "$BIN/webhook-load" --target "$PUBLIC_URL" --templates "$W/templates.jsonl" --pool "$OPEN_POOL" --duration 6 \
   --warmup 1 --label open --rate 1000 \
   | jq -c '{phase: "open 1000/s", throughput_rps, p50_ms, p99_ms, p999_ms, errors, repeated}'
+# During 3 of the closed loop's measured seconds (from 0.5 s after its 1 s warm-up, which starts
+# once webhook-load has signed its pool): the machine's idle share (/proc/stat) and the CPU of
+# PostgreSQL's processes (clock ticks, all of the server's processes; 0 on SQLite).
+ticks_of_postgres() {
+  local sum=0 pid stat
+  for pid in $(pgrep -u postgres postgres 2>/dev/null); do
+    read -r -a stat <"/proc/$pid/stat" 2>/dev/null || continue
+    sum=$((sum + stat[13] + stat[14]))
+  done
+  echo "$sum"
+}
+(
+  for _ in $(seq 600); do [ -e "$W/signed" ] && break; sleep 0.05; done
+  sleep 1.5
+  read -r _ u n s i w q sq st _ </proc/stat
+  p0=$(ticks_of_postgres)
+  sleep 3
+  read -r _ u2 n2 s2 i2 w2 q2 sq2 st2 _ </proc/stat
+  p1=$(ticks_of_postgres)
+  total=$(((u2 + n2 + s2 + i2 + w2 + q2 + sq2 + st2) - (u + n + s + i + w + q + sq + st)))
+  jq -nc --argjson idle "$(((i2 - i) * 1000 / total))" --argjson iowait "$(((w2 - w) * 1000 / total))" \
+    --argjson ticks "$((p1 - p0))" --argjson hz "$(getconf CLK_TCK)" \
+    '{phase: "closed 32, 3 s of it", idle_permille: $idle, iowait_permille: $iowait,
+      postgres_cores: ($ticks / $hz / 3)}'
+) &
+probe=$!
 "$BIN/webhook-load" --target "$PUBLIC_URL" --templates "$W/templates.jsonl" --pool "$CLOSED_POOL" --duration 5 \
-  --warmup 1 --label closed --connections 32 \
-  | jq -c '{phase: "closed 32", throughput_rps, p50_ms, p99_ms, errors, repeated}'
+  --warmup 1 --label closed --connections 32 --server-pid "$gw" \
+  2> >(while IFS= read -r line; do
+         printf '%s\n' "$line" >&2
+         case $line in *generated*) touch "$W/signed" ;; esac
+       done) \
+  | jq -c '{phase: "closed 32", throughput_rps, p50_ms, p99_ms, errors, repeated,
+            gateway_us: .cpu.server_us_per_request, load_us: .cpu.load_us_per_request}'
+wait "$probe" 2>/dev/null || true
