@@ -13,7 +13,7 @@
 #   DB=postgres GWBIN=/tmp/old-target/release scripts/bench-ab.sh   # another build, PostgreSQL
 # Settings: DB (sqlite | postgres, in a fresh database tg_ab on 127.0.0.1:5432), NUMBERS (1000),
 # CALLED (how many of them the requests call; default all), GWBIN, CLOSED_POOL (distinct
-# requests for the closed loop, default 130,000 per second of it). Run builds alternately: this
+# requests for the closed loop, default 130,000 per second of it), AFTER_SEED_SQL and REF (below). Run builds alternately: this
 # machine's disk makes single runs noisy.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,6 +36,11 @@ export TELEPHONY_DATABASE_URL=$URL TELEPHONY_PUBLIC_URL=$PUBLIC_URL TELEPHONY_LI
 "$BIN/telephony-seed" --database-url "$URL" --master-key-file "$W/master.key" --public-url "$PUBLIC_URL" \
   --manifest "$W/manifest.json" --orgs 100 --connections-per-org 2 --numbers "${NUMBERS:-1000}" \
   --templates-out "$W/templates.jsonl" ${CALLED:+--called-numbers "$CALLED"} >/dev/null 2>&1
+# AFTER_SEED_SQL: SQL run on the seeded PostgreSQL database before the gateway starts (to try a
+# schema or setting change without a build).
+if [ -n "${AFTER_SEED_SQL:-}" ] && [ "${DB:-sqlite}" = postgres ]; then
+  psql -q -h 127.0.0.1 -U postgres -d tg_ab -v ON_ERROR_STOP=1 -c "$AFTER_SEED_SQL" >/dev/null
+fi
 # Distinct requests (calls) per phase: open loop 1,000/s × (1 + 6) s and slack, closed loop
 # 130,000/s × (1 + 5) s.
 OPEN_POOL=$((1000 * (1 + 6) + 2000))
@@ -82,3 +87,15 @@ probe=$!
   | jq -c '{phase: "closed 32", throughput_rps, p50_ms, p99_ms, errors, repeated,
             gateway_us: .cpu.server_us_per_request, load_us: .cpu.load_us_per_request}'
 wait "$probe" 2>/dev/null || true
+# REF=1: the same closed loop against the bare hyper reference (bins/twiml-reference), for the
+# ratio on this boot of the machine.
+if [ -n "${REF:-}" ]; then
+  "$BIN/twiml-reference" 127.0.0.1:18083 2>/dev/null &
+  ref=$!
+  for _ in $(seq 100); do curl -s -o /dev/null -d x http://127.0.0.1:18083/ && break; sleep 0.1; done
+  "$BIN/webhook-load" --target http://127.0.0.1:18083 --templates "$W/templates.jsonl" --pool "$CLOSED_POOL" \
+    --duration 5 --warmup 1 --label reference --connections 32 --server-pid "$ref" 2>/dev/null \
+    | jq -c '{phase: "reference closed 32", throughput_rps, p50_ms, p99_ms, errors,
+              server_us: .cpu.server_us_per_request, load_us: .cpu.load_us_per_request}'
+  kill "$ref" 2>/dev/null || true
+fi

@@ -16,7 +16,9 @@
 #      GET /v1/carriers/{id}/available-numbers and records the gateway's peak resident set;
 #   4. drives RATE requests/s, open loop, at the gateway and at the bare hyper reference
 #      (bins/twiml-reference): p50/p99/p999; resident set under load (sampled VmRSS, VmHWM);
-#   5. drives both closed loop with CONNECTIONS workers for throughput, and the ratio;
+#   5. drives both closed loop with CONNECTIONS workers for throughput, ROUNDS times each,
+#      gateway and reference back to back (order alternating), and reports the median of the
+#      rounds' ratios (the machine's speed drifts between runs a minute apart);
 #   6. seeds up to SCALE numbers, restarts the gateway and repeats the RATE run, calling as many
 #      numbers as the base run (BASE_NUMBERS, spread over all SCALE): p50 ratio, only the size
 #      of the registry differs; then once more with every call to a number not called before
@@ -32,6 +34,7 @@
 # (32), BASE_NUMBERS (1000), SCALE (1000000), ORGS (1000), CONNECTIONS_PER_ORG (2), LISTING
 # (10000), DATABASES ("sqlite postgres"), PG_ADMIN_URL (postgres://postgres@127.0.0.1:5432/postgres),
 # CLOSED_POOL (distinct requests per closed-loop run, default 130000 × (DURATION + WARMUP)),
+# ROUNDS (closed-loop pairs of gateway and reference, default 3; the median ratio is reported),
 # RUST_LOG for the gateway (default: its own, info), SKIP_BUILD=1 to reuse the release binaries.
 set -euo pipefail
 
@@ -49,6 +52,7 @@ SCALE=${SCALE:-1000000}
 ORGS=${ORGS:-1000}
 CONNECTIONS_PER_ORG=${CONNECTIONS_PER_ORG:-2}
 LISTING=${LISTING:-10000}
+ROUNDS=${ROUNDS:-3}
 DATABASES=${DATABASES:-sqlite postgres}
 PG_ADMIN_URL=${PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 GATEWAY_ADDR=127.0.0.1:18080
@@ -232,9 +236,26 @@ bench_database() { # bench_database NAME DB_URL
   load_hwm_kb=$(rss_kb "$gateway_pid" VmHWM)
   load "$name reference open" "http://$REFERENCE_ADDR" "$WORK/base.jsonl" "$OPEN_POOL" --rate "$RATE" >"$WORK/ref-open.json"
 
-  say "[$name] closed loop, $CONNECTIONS connections: gateway, then reference"
-  load "$name gateway closed" "$PUBLIC_URL" "$WORK/base.jsonl" "$CLOSED_POOL" --connections "$CONNECTIONS" >"$WORK/gw-closed.json"
-  load "$name reference closed" "http://$REFERENCE_ADDR" "$WORK/base.jsonl" "$CLOSED_POOL" --connections "$CONNECTIONS" >"$WORK/ref-closed.json"
+  # The closed loop in ROUNDS pairs, gateway and reference one after the other, the order
+  # alternating: this machine's speed drifts by up to 1.7x over seconds (a virtual machine on a
+  # shared host), so a ratio is only taken between neighbouring runs, and the median round is
+  # the one reported.
+  local round
+  for round in $(seq 1 "$ROUNDS"); do
+    say "[$name] closed loop, $CONNECTIONS connections, round $round of $ROUNDS"
+    local gw_run=(load "$name gateway closed $round" "$PUBLIC_URL" "$WORK/base.jsonl" "$CLOSED_POOL" --connections "$CONNECTIONS")
+    local ref_run=(load "$name reference closed $round" "http://$REFERENCE_ADDR" "$WORK/base.jsonl" "$CLOSED_POOL" --connections "$CONNECTIONS")
+    if [ $((round % 2)) -eq 1 ]; then
+      "${gw_run[@]}" >"$WORK/gw-closed-$round.json"; "${ref_run[@]}" >"$WORK/ref-closed-$round.json"
+    else
+      "${ref_run[@]}" >"$WORK/ref-closed-$round.json"; "${gw_run[@]}" >"$WORK/gw-closed-$round.json"
+    fi
+    jq -n --slurpfile g "$WORK/gw-closed-$round.json" --slurpfile r "$WORK/ref-closed-$round.json" \
+      '{gateway: $g[0], reference: $r[0], ratio: ($g[0].throughput_rps / $r[0].throughput_rps)}' >"$WORK/closed-$round.json"
+  done
+  jq -s 'sort_by(.ratio)' "$WORK"/closed-[0-9]*.json >"$WORK/closed-rounds.json"
+  jq '.[length / 2 | floor].gateway' "$WORK/closed-rounds.json" >"$WORK/gw-closed.json"
+  jq '.[length / 2 | floor].reference' "$WORK/closed-rounds.json" >"$WORK/ref-closed.json"
   stop_gateway
 
   say "[$name] seeding up to $SCALE numbers"
@@ -258,9 +279,10 @@ bench_database() { # bench_database NAME DB_URL
 
   jq -n \
     --arg database "$name" \
-    --argjson settings "{\"duration_s\": $DURATION, \"warmup_s\": $WARMUP, \"rate\": $RATE, \"connections\": $CONNECTIONS, \"orgs\": $ORGS, \"connections_per_org\": $CONNECTIONS_PER_ORG, \"base_numbers\": $BASE_NUMBERS, \"scale_numbers\": $SCALE, \"listing_numbers\": $LISTING, \"open_pool\": $OPEN_POOL, \"closed_pool\": $CLOSED_POOL}" \
+    --argjson settings "{\"duration_s\": $DURATION, \"warmup_s\": $WARMUP, \"rate\": $RATE, \"connections\": $CONNECTIONS, \"orgs\": $ORGS, \"connections_per_org\": $CONNECTIONS_PER_ORG, \"base_numbers\": $BASE_NUMBERS, \"scale_numbers\": $SCALE, \"listing_numbers\": $LISTING, \"closed_rounds\": $ROUNDS, \"open_pool\": $OPEN_POOL, \"closed_pool\": $CLOSED_POOL}" \
     --slurpfile gw_open "$WORK/gw-open.json" --slurpfile ref_open "$WORK/ref-open.json" \
     --slurpfile gw_closed "$WORK/gw-closed.json" --slurpfile ref_closed "$WORK/ref-closed.json" \
+    --slurpfile closed_rounds "$WORK/closed-rounds.json" \
     --slurpfile gw_open_scale "$WORK/gw-open-scale.json" \
     --slurpfile gw_open_scale_all "$WORK/gw-open-scale-all.json" \
     --argjson seed_base_s "$seed_base_s" --argjson seed_scale_s "$seed_scale_s" \
@@ -278,6 +300,8 @@ bench_database() { # bench_database NAME DB_URL
                  gateway_open_scale: $gw_open_scale[0].repeated,
                  gateway_open_scale_all: $gw_open_scale_all[0].repeated},
       throughput_ratio: ($gw_closed[0].throughput_rps / $ref_closed[0].throughput_rps),
+      throughput_ratio_rounds: [$closed_rounds[0][] | .ratio],
+      closed_rounds: $closed_rounds[0],
       p50_ratio_scale: ($gw_open_scale[0].p50_ms / $gw_open[0].p50_ms),
       p50_ratio_scale_all: ($gw_open_scale_all[0].p50_ms / $gw_open[0].p50_ms),
       seeding_s: {base: $seed_base_s, to_scale: $seed_scale_s},
@@ -335,6 +359,9 @@ for db in "${ran[@]}"; do
   jq -r --arg db "$db" '[$db, .throughput_ratio, .p50_ratio_scale, .p50_ratio_scale_all, .rss_kib.idle / 1024, ([.rss_kib.load_sampled_peak, .rss_kib.load_hwm] | max) / 1024,
       .rss_kib.listing_hwm / 1024, .seeding_s.base, .seeding_s.to_scale] | @tsv' "$OUT/$db.json" \
     | awk -F'\t' '{ printf "%-9s %14.3f %14.3f %14.3f %10.1f %10.1f %12.1f %12s %14s\n", $1, $2, $3, $4, $5, $6, $7, $8, $9 }'
+done
+for db in "${ran[@]}"; do
+  jq -r --arg db "$db" '"\($db) closed-loop ratio by round (lowest first; the median is reported): \([.throughput_ratio_rounds[] | . * 1000 | round / 1000] | map(tostring) | join(" "))"' "$OUT/$db.json"
 done
 for db in "${ran[@]}"; do
   jq -r --arg db "$db" '.repeated | to_entries[] | select(.value != 0)
