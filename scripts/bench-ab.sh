@@ -13,8 +13,9 @@
 #   DB=postgres GWBIN=/tmp/old-target/release scripts/bench-ab.sh   # another build, PostgreSQL
 # Settings: DB (sqlite | postgres, in a fresh database tg_ab on 127.0.0.1:5432), NUMBERS (1000),
 # CALLED (how many of them the requests call; default all), GWBIN, CLOSED_POOL (distinct
-# requests for the closed loop, default 130,000 per second of it), AFTER_SEED_SQL and REF (below). Run builds alternately: this
-# machine's disk makes single runs noisy.
+# requests for the closed loop, default 130,000 per second of it), AFTER_SEED_SQL and REF
+# (below). Run builds alternately, several times: this machine's speed drifts by up to 1.7x
+# over seconds, so single runs are noisy.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=$(cargo metadata --format-version 1 --no-deps | jq -r .target_directory)/release
@@ -36,10 +37,14 @@ export TELEPHONY_DATABASE_URL=$URL TELEPHONY_PUBLIC_URL=$PUBLIC_URL TELEPHONY_LI
 "$BIN/telephony-seed" --database-url "$URL" --master-key-file "$W/master.key" --public-url "$PUBLIC_URL" \
   --manifest "$W/manifest.json" --orgs 100 --connections-per-org 2 --numbers "${NUMBERS:-1000}" \
   --templates-out "$W/templates.jsonl" ${CALLED:+--called-numbers "$CALLED"} >/dev/null 2>&1
-# AFTER_SEED_SQL: SQL run on the seeded PostgreSQL database before the gateway starts (to try a
-# schema or setting change without a build).
-if [ -n "${AFTER_SEED_SQL:-}" ] && [ "${DB:-sqlite}" = postgres ]; then
-  psql -q -h 127.0.0.1 -U postgres -d tg_ab -v ON_ERROR_STOP=1 -c "$AFTER_SEED_SQL" >/dev/null
+# AFTER_SEED_SQL: SQL run on the seeded database (psql, or the sqlite3 shell) before the gateway
+# starts: to try a schema or setting change without a build, or to fill tables.
+if [ -n "${AFTER_SEED_SQL:-}" ]; then
+  if [ "${DB:-sqlite}" = postgres ]; then
+    psql -q -h 127.0.0.1 -U postgres -d tg_ab -v ON_ERROR_STOP=1 -c "$AFTER_SEED_SQL" >/dev/null
+  else
+    sqlite3 -bail "$W/gw.db" "$AFTER_SEED_SQL" >/dev/null
+  fi
 fi
 # Distinct requests (calls) per phase: open loop 1,000/s × (1 + 6) s and slack, closed loop
 # 130,000/s × (1 + 5) s.
