@@ -13,8 +13,8 @@
 #   DB=postgres GWBIN=/tmp/old-target/release scripts/bench-ab.sh   # another build, PostgreSQL
 # Settings: DB (sqlite | postgres, in a fresh database tg_ab on 127.0.0.1:5432), NUMBERS (1000),
 # CALLED (how many of them the requests call; default all), GWBIN, CLOSED_POOL (distinct
-# requests for the closed loop, default 130,000 per second of it), AFTER_SEED_SQL and REF
-# (below). Run builds alternately, several times: this machine's speed drifts by up to 1.7x
+# requests for the closed loop, default 130,000 per second of it), HISTORY, AFTER_SEED_SQL and
+# REF (below). Run builds alternately, several times: this machine's speed drifts by up to 1.7x
 # over seconds, so single runs are noisy.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,6 +37,34 @@ export TELEPHONY_DATABASE_URL=$URL TELEPHONY_PUBLIC_URL=$PUBLIC_URL TELEPHONY_LI
 "$BIN/telephony-seed" --database-url "$URL" --master-key-file "$W/master.key" --public-url "$PUBLIC_URL" \
   --manifest "$W/manifest.json" --orgs 100 --connections-per-org 2 --numbers "${NUMBERS:-1000}" \
   --templates-out "$W/templates.jsonl" ${CALLED:+--called-numbers "$CALLED"} >/dev/null 2>&1
+# HISTORY=N: N call records (finished calls of a day before, random call ids) inserted before
+# the run, as in a gateway that has answered N calls, then checkpointed.
+if [ "${HISTORY:-0}" -gt 0 ]; then
+  if [ "${DB:-sqlite}" = postgres ]; then
+    psql -q -h 127.0.0.1 -U postgres -d tg_ab -v ON_ERROR_STOP=1 >/dev/null <<SQL
+INSERT INTO call_records (id, org_id, provider, carrier_call_id, number, direction, status,
+                          started_at, updated_at, number_id, agent_id)
+SELECT '00000000-0000-7000-8000-' || lpad(i::text, 12, '0'), n.org_id, 'twilio',
+       'CA' || md5(random()::text), n.e164, 'inbound', 'completed', now() - interval '1 day',
+       now() - interval '1 day', n.id, n.agent_id
+FROM generate_series(1, $HISTORY) i, (SELECT id, org_id, e164, agent_id FROM numbers LIMIT 1) n;
+CHECKPOINT;
+SQL
+  else
+    sqlite3 -bail "$W/gw.db" >/dev/null <<SQL
+INSERT INTO call_records (id, org_id, provider, carrier_call_id, number, direction, status,
+                          started_at, updated_at, number_id, agent_id)
+WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < $HISTORY),
+     n AS (SELECT id, org_id, e164, agent_id FROM numbers LIMIT 1)
+SELECT printf('00000000-0000-7000-8000-%012d', i), n.org_id, 'twilio',
+       'CA' || lower(hex(randomblob(16))), n.e164, 'inbound', 'completed',
+       strftime('%Y-%m-%d %H:%M:%f+00:00', 'now', '-1 day'),
+       strftime('%Y-%m-%d %H:%M:%f+00:00', 'now', '-1 day'), n.id, n.agent_id
+FROM c, n;
+PRAGMA wal_checkpoint(TRUNCATE);
+SQL
+  fi
+fi
 # AFTER_SEED_SQL: SQL run on the seeded database (psql, or the sqlite3 shell) before the gateway
 # starts: to try a schema or setting change without a build, or to fill tables.
 if [ -n "${AFTER_SEED_SQL:-}" ]; then
