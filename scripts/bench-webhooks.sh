@@ -241,6 +241,7 @@ bench_database() { # bench_database NAME DB_URL
   # shared host), so a ratio is only taken between neighbouring runs, and the median round is
   # the one reported.
   local round
+  rm -f "$WORK"/closed-*.json
   for round in $(seq 1 "$ROUNDS"); do
     say "[$name] closed loop, $CONNECTIONS connections, round $round of $ROUNDS"
     local gw_run=(load "$name gateway closed $round" "$PUBLIC_URL" "$WORK/base.jsonl" "$CLOSED_POOL" --connections "$CONNECTIONS")
