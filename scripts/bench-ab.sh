@@ -8,7 +8,7 @@
 # closed loop also reports the gateway's and the load generator's CPU per request, and a line
 # with the machine's idle share and PostgreSQL's CPU (in cores) over 3 of its seconds.
 #
-#   cargo build --release -p telephony-gateway -p telephony-seed -p webhook-load
+#   cargo build --release -p telephony-gateway -p telephony-seed -p webhook-load -p twiml-reference
 #   DB=sqlite scripts/bench-ab.sh                      # this build, SQLite
 #   DB=postgres GWBIN=/tmp/old-target/release scripts/bench-ab.sh   # another build, PostgreSQL
 # Settings: DB (sqlite | postgres, in a fresh database tg_ab on 127.0.0.1:5432), NUMBERS (1000),
@@ -37,11 +37,20 @@ export TELEPHONY_DATABASE_URL=$URL TELEPHONY_PUBLIC_URL=$PUBLIC_URL TELEPHONY_LI
 "$BIN/telephony-seed" --database-url "$URL" --master-key-file "$W/master.key" --public-url "$PUBLIC_URL" \
   --manifest "$W/manifest.json" --orgs 100 --connections-per-org 2 --numbers "${NUMBERS:-1000}" \
   --templates-out "$W/templates.jsonl" ${CALLED:+--called-numbers "$CALLED"} >/dev/null 2>&1
+# Runs the SQL on standard input on the seeded database (psql, or the sqlite3 shell), stopping
+# at the first error.
+db_sql() {
+  if [ "${DB:-sqlite}" = postgres ]; then
+    psql -q -h 127.0.0.1 -U postgres -d tg_ab -v ON_ERROR_STOP=1 >/dev/null
+  else
+    sqlite3 -bail "$W/gw.db" >/dev/null
+  fi
+}
 # HISTORY=N: N call records (finished calls of a day before, random call ids) inserted before
 # the run, as in a gateway that has answered N calls, then checkpointed.
 if [ "${HISTORY:-0}" -gt 0 ]; then
   if [ "${DB:-sqlite}" = postgres ]; then
-    psql -q -h 127.0.0.1 -U postgres -d tg_ab -v ON_ERROR_STOP=1 >/dev/null <<SQL
+    db_sql <<SQL
 INSERT INTO call_records (id, org_id, provider, carrier_call_id, number, direction, status,
                           started_at, updated_at, number_id, agent_id)
 SELECT '00000000-0000-7000-8000-' || lpad(i::text, 12, '0'), n.org_id, 'twilio',
@@ -51,7 +60,7 @@ FROM generate_series(1, $HISTORY) i, (SELECT id, org_id, e164, agent_id FROM num
 CHECKPOINT;
 SQL
   else
-    sqlite3 -bail "$W/gw.db" >/dev/null <<SQL
+    db_sql <<SQL
 INSERT INTO call_records (id, org_id, provider, carrier_call_id, number, direction, status,
                           started_at, updated_at, number_id, agent_id)
 WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < $HISTORY),
@@ -65,14 +74,10 @@ PRAGMA wal_checkpoint(TRUNCATE);
 SQL
   fi
 fi
-# AFTER_SEED_SQL: SQL run on the seeded database (psql, or the sqlite3 shell) before the gateway
-# starts: to try a schema or setting change without a build, or to fill tables.
+# AFTER_SEED_SQL: SQL run on the seeded database before the gateway starts: to try a schema or
+# setting change without a build, or to fill tables.
 if [ -n "${AFTER_SEED_SQL:-}" ]; then
-  if [ "${DB:-sqlite}" = postgres ]; then
-    psql -q -h 127.0.0.1 -U postgres -d tg_ab -v ON_ERROR_STOP=1 -c "$AFTER_SEED_SQL" >/dev/null
-  else
-    sqlite3 -bail "$W/gw.db" "$AFTER_SEED_SQL" >/dev/null
-  fi
+  db_sql <<<"$AFTER_SEED_SQL"
 fi
 # Distinct requests (calls) per phase: open loop 1,000/s × (1 + 6) s and slack, closed loop
 # 130,000/s × (1 + 5) s.
