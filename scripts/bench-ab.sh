@@ -125,12 +125,15 @@ probe=$!
   | jq -c '{phase: "closed 32", throughput_rps, p50_ms, p99_ms, errors, repeated,
             gateway_us: .cpu.server_us_per_request, load_us: .cpu.load_us_per_request}'
 wait "$probe" 2>/dev/null || true
-# REF=1: the same closed loop against the bare hyper reference (bins/twiml-reference), for the
-# ratio on this boot of the machine.
+# REF=1: the same open and closed loops against the bare hyper reference (bins/twiml-reference),
+# for the ratio and the host's own latency on this boot of the machine.
 if [ -n "${REF:-}" ]; then
   "$BIN/twiml-reference" 127.0.0.1:18083 2>/dev/null &
   ref=$!
   for _ in $(seq 100); do curl -s -o /dev/null -d x http://127.0.0.1:18083/ && break; sleep 0.1; done
+  "$BIN/webhook-load" --target http://127.0.0.1:18083 --templates "$W/templates.jsonl" --pool "$OPEN_POOL" \
+    --duration 6 --warmup 1 --label reference-open --rate 1000 2>/dev/null \
+    | jq -c '{phase: "reference open 1000/s", throughput_rps, p50_ms, p99_ms, p999_ms, errors}'
   "$BIN/webhook-load" --target http://127.0.0.1:18083 --templates "$W/templates.jsonl" --pool "$CLOSED_POOL" \
     --duration 5 --warmup 1 --label reference --connections 32 --server-pid "$ref" 2>/dev/null \
     | jq -c '{phase: "reference closed 32", throughput_rps, p50_ms, p99_ms, errors,
