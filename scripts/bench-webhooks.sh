@@ -19,10 +19,12 @@
 #   5. drives both closed loop with CONNECTIONS workers for throughput, ROUNDS times each,
 #      gateway and reference back to back (order alternating), and reports the median of the
 #      rounds' ratios (the machine's speed drifts between runs a minute apart);
-#   6. seeds up to SCALE numbers, restarts the gateway and repeats the RATE run, calling as many
-#      numbers as the base run (BASE_NUMBERS, spread over all SCALE): p50 ratio, only the size
-#      of the registry differs; then once more with every call to a number not called before
-#      (no route cached; OPEN_POOL templates, spread over all SCALE): p50_scale_all ratio.
+#   6. seeds SCALE numbers into a second database and starts a second gateway on it beside the
+#      first, then drives the RATE run at both in ROUNDS pairs (order alternating), the second
+#      gateway's calls going to as many numbers as the base run (BASE_NUMBERS, spread over all
+#      SCALE): the median round's p50 ratio, only the size of the registry differs; then one
+#      more pair, the second run with every call to a number not called before (no route
+#      cached; OPEN_POOL templates, spread over all SCALE): p50_scale_all ratio.
 # Each run also reports the CPU time (user and system) the server and the load generator spent
 # per request over its measured phase (server_us, load_us; they share the machine's cores).
 # Results: a summary table on stdout, target/bench/<database>.json and target/bench/machine.json.
@@ -34,12 +36,12 @@
 # (32), BASE_NUMBERS (1000), SCALE (1000000), ORGS (1000), CONNECTIONS_PER_ORG (2), LISTING
 # (10000), DATABASES ("sqlite postgres"), PG_ADMIN_URL (postgres://postgres@127.0.0.1:5432/postgres),
 # CLOSED_POOL (distinct requests per closed-loop run, default 130000 × (DURATION + WARMUP)),
-# ROUNDS (closed-loop pairs of gateway and reference, default 3; the median ratio is reported),
+# ROUNDS (closed-loop pairs of gateway and reference, and open-loop pairs of the base and the
+# scale gateway, default 3 each; the median ratios are reported),
 # RUST_LOG for the gateway (default: its own, info), SKIP_BUILD=1 to reuse the release binaries.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
-ROOT=$(pwd)
 if [ "${QUICK:-0}" = "1" ]; then
   DURATION=${DURATION:-3}; WARMUP=${WARMUP:-1}; SCALE=${SCALE:-100000}; LISTING=${LISTING:-2000}
 fi
@@ -56,9 +58,11 @@ ROUNDS=${ROUNDS:-3}
 DATABASES=${DATABASES:-sqlite postgres}
 PG_ADMIN_URL=${PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 GATEWAY_ADDR=127.0.0.1:18080
+SCALE_ADDR=127.0.0.1:18081
 REFERENCE_ADDR=127.0.0.1:18090
 EMULATOR_ADDR=127.0.0.1:18070
 PUBLIC_URL="http://$GATEWAY_ADDR"
+SCALE_URL="http://$SCALE_ADDR"
 
 for tool in curl jq awk; do
   command -v "$tool" >/dev/null || { echo "bench: needs $tool" >&2; exit 1; }
@@ -124,31 +128,41 @@ wait_http() {
 load() { # load LABEL TARGET TEMPLATES POOL [extra webhook-load flags...]
   local label=$1 target=$2 templates=$3 pool=$4 server_pid; shift 4
   # The server's CPU time over the measured phase is reported per request (cpu in the summary).
-  if [ "$target" = "$PUBLIC_URL" ]; then server_pid=$gateway_pid; else server_pid=$reference_pid; fi
+  case $target in
+    "$PUBLIC_URL") server_pid=$gateway_pid ;;
+    "$SCALE_URL") server_pid=$scale_pid ;;
+    *) server_pid=$reference_pid ;;
+  esac
   "$BIN/webhook-load" --target "$target" --templates "$templates" --pool "$pool" \
     --duration "$DURATION" --warmup "$WARMUP" --label "$label" --server-pid "$server_pid" "$@"
 }
 
+# Seeds the base database (or, with SEED_AS=scale, the scale one: its own manifest and URL).
 seed() { # seed DB_URL NUMBERS TEMPLATES_OUT [CALLED_NUMBERS]
+  local manifest=$WORK/manifest.json public=$PUBLIC_URL
+  if [ "${SEED_AS:-}" = scale ]; then manifest=$WORK/manifest-scale.json public=$SCALE_URL; fi
   "$BIN/telephony-seed" --database-url "$1" --master-key-file "$WORK/master.key" \
-    --public-url "$PUBLIC_URL" --manifest "$WORK/manifest.json" --orgs "$ORGS" \
+    --public-url "$public" --manifest "$manifest" --orgs "$ORGS" \
     --connections-per-org "$CONNECTIONS_PER_ORG" --numbers "$2" --templates-out "$3" \
     ${4:+--called-numbers "$4"}
 }
 
 gateway_pid=""
-start_gateway() { # start_gateway DB_URL
-  TELEPHONY_DATABASE_URL=$1 TELEPHONY_LISTEN=$GATEWAY_ADDR TELEPHONY_PUBLIC_URL=$PUBLIC_URL \
+scale_pid=""
+started_pid=""
+start_gateway() { # start_gateway DB_URL [ADDR]: the gateway's pid in started_pid
+  local addr=${2:-$GATEWAY_ADDR}
+  TELEPHONY_DATABASE_URL=$1 TELEPHONY_LISTEN=$addr TELEPHONY_PUBLIC_URL="http://$addr" \
     TELEPHONY_MASTER_KEY_FILE="$WORK/master.key" TELEPHONY_AGENT_TOKEN_KEY_FILE="$WORK/agent.key" \
     TELEPHONY_TWILIO_API_BASE="http://$EMULATOR_ADDR/" \
     "$BIN/telephony-gateway" serve >>"$WORK/gateway.log" 2>&1 &
-  gateway_pid=$!
-  pids+=("$gateway_pid")
-  wait_http "$PUBLIC_URL/readyz"
+  started_pid=$!
+  pids+=("$started_pid")
+  wait_http "http://$addr/readyz"
 }
-stop_gateway() {
-  kill "$gateway_pid" 2>/dev/null || true
-  wait "$gateway_pid" 2>/dev/null || true
+stop_gateway() { # stop_gateway PID
+  kill "$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
 }
 
 # Distinct requests (calls) webhook-load signs for each run: enough for the phase (warm-up and
@@ -174,9 +188,9 @@ pids+=("$!")
 sleep 0.5
 
 # --- one database --------------------------------------------------------------------------
-bench_database() { # bench_database NAME DB_URL
-  local name=$1 url=$2
-  rm -f "$WORK/manifest.json" "$WORK/master.key" "$WORK/agent.key"
+bench_database() { # bench_database NAME DB_URL SCALE_DB_URL (two empty databases)
+  local name=$1 url=$2 scale_url=$3
+  rm -f "$WORK/manifest.json" "$WORK/manifest-scale.json" "$WORK/master.key" "$WORK/agent.key"
   say "[$name] keys and seeding $BASE_NUMBERS numbers ($ORGS orgs × $CONNECTIONS_PER_ORG connections)"
   TELEPHONY_DATABASE_URL=$url TELEPHONY_PUBLIC_URL=$PUBLIC_URL TELEPHONY_MASTER_KEY_FILE="$WORK/master.key" \
     TELEPHONY_AGENT_TOKEN_KEY_FILE="$WORK/agent.key" "$BIN/telephony-gateway" keys init >/dev/null
@@ -191,6 +205,7 @@ bench_database() { # bench_database NAME DB_URL
   sync
 
   start_gateway "$url"
+  gateway_pid=$started_pid
   sleep 1
   local idle_kb
   idle_kb=$(rss_kb "$gateway_pid" VmRSS)
@@ -257,26 +272,46 @@ bench_database() { # bench_database NAME DB_URL
   jq -s 'sort_by(.ratio)' "$WORK"/closed-[0-9]*.json >"$WORK/closed-rounds.json"
   jq '.[length / 2 | floor].gateway' "$WORK/closed-rounds.json" >"$WORK/gw-closed.json"
   jq '.[length / 2 | floor].reference' "$WORK/closed-rounds.json" >"$WORK/ref-closed.json"
-  stop_gateway
 
-  say "[$name] seeding up to $SCALE numbers"
+  # Scale: a second gateway on a second database holding SCALE numbers, beside the first (which
+  # keeps its BASE_NUMBERS numbers and the calls of the runs above), both in the same rounds.
+  say "[$name] seeding $SCALE numbers into a second database"
   t0=$(date +%s.%N)
-  seed "$url" "$SCALE" "$WORK/scale.jsonl" "$BASE_NUMBERS"
+  SEED_AS=scale seed "$scale_url" "$SCALE" "$WORK/scale.jsonl" "$BASE_NUMBERS"
   t1=$(date +%s.%N)
   # One template per request of the run: every call to a different number, spread over all.
-  seed "$url" "$SCALE" "$WORK/scale-all.jsonl" "$OPEN_POOL"
+  SEED_AS=scale seed "$scale_url" "$SCALE" "$WORK/scale-all.jsonl" "$OPEN_POOL"
   local seed_scale_s
   seed_scale_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')
   sync
-  start_gateway "$url"
+  start_gateway "$scale_url" "$SCALE_ADDR"
+  scale_pid=$started_pid
   sleep 1
   local idle_scale_kb
-  idle_scale_kb=$(rss_kb "$gateway_pid" VmRSS)
-  say "[$name] open loop at $RATE/s with $SCALE numbers, calls to $BASE_NUMBERS of them (as in the base run)"
-  load "$name gateway open $SCALE" "$PUBLIC_URL" "$WORK/scale.jsonl" "$OPEN_POOL" --rate "$RATE" >"$WORK/gw-open-scale.json"
-  say "[$name] open loop at $RATE/s with $SCALE numbers, each call to a number not called before"
-  load "$name gateway open $SCALE all" "$PUBLIC_URL" "$WORK/scale-all.jsonl" "$OPEN_POOL" --rate "$RATE" >"$WORK/gw-open-scale-all.json"
-  stop_gateway
+  idle_scale_kb=$(rss_kb "$scale_pid" VmRSS)
+  # The open loop in ROUNDS pairs, as the closed loop above: a p50 ratio only between
+  # neighbouring runs, the median round reported.
+  rm -f "$WORK"/scale-[0-9]*.json
+  for round in $(seq 1 "$ROUNDS"); do
+    say "[$name] open loop at $RATE/s, $BASE_NUMBERS and $SCALE numbers, round $round of $ROUNDS"
+    local base_run=(load "$name gateway open $BASE_NUMBERS $round" "$PUBLIC_URL" "$WORK/base.jsonl" "$OPEN_POOL" --rate "$RATE")
+    local scale_run=(load "$name gateway open $SCALE $round" "$SCALE_URL" "$WORK/scale.jsonl" "$OPEN_POOL" --rate "$RATE")
+    if [ $((round % 2)) -eq 1 ]; then
+      "${base_run[@]}" >"$WORK/base-open-$round.json"; "${scale_run[@]}" >"$WORK/scale-open-$round.json"
+    else
+      "${scale_run[@]}" >"$WORK/scale-open-$round.json"; "${base_run[@]}" >"$WORK/base-open-$round.json"
+    fi
+    jq -n --slurpfile b "$WORK/base-open-$round.json" --slurpfile s "$WORK/scale-open-$round.json" \
+      '{base: $b[0], scale: $s[0], ratio: ($s[0].p50_ms / $b[0].p50_ms)}' >"$WORK/scale-$round.json"
+  done
+  jq -s 'sort_by(.ratio)' "$WORK"/scale-[0-9]*.json >"$WORK/scale-rounds.json"
+  jq '.[length / 2 | floor].scale' "$WORK/scale-rounds.json" >"$WORK/gw-open-scale.json"
+  jq '.[length / 2 | floor].base' "$WORK/scale-rounds.json" >"$WORK/gw-open-beside-scale.json"
+  say "[$name] open loop at $RATE/s, $BASE_NUMBERS numbers, then $SCALE with each call to a number not called before"
+  load "$name gateway open $BASE_NUMBERS all" "$PUBLIC_URL" "$WORK/base.jsonl" "$OPEN_POOL" --rate "$RATE" >"$WORK/base-open-all.json"
+  load "$name gateway open $SCALE all" "$SCALE_URL" "$WORK/scale-all.jsonl" "$OPEN_POOL" --rate "$RATE" >"$WORK/gw-open-scale-all.json"
+  stop_gateway "$scale_pid"
+  stop_gateway "$gateway_pid"
 
   jq -n \
     --arg database "$name" \
@@ -285,7 +320,10 @@ bench_database() { # bench_database NAME DB_URL
     --slurpfile gw_closed "$WORK/gw-closed.json" --slurpfile ref_closed "$WORK/ref-closed.json" \
     --slurpfile closed_rounds "$WORK/closed-rounds.json" \
     --slurpfile gw_open_scale "$WORK/gw-open-scale.json" \
+    --slurpfile scale_rounds "$WORK/scale-rounds.json" \
+    --slurpfile gw_open_beside "$WORK/gw-open-beside-scale.json" \
     --slurpfile gw_open_scale_all "$WORK/gw-open-scale-all.json" \
+    --slurpfile base_open_all "$WORK/base-open-all.json" \
     --argjson seed_base_s "$seed_base_s" --argjson seed_scale_s "$seed_scale_s" \
     --argjson idle_kb "$idle_kb" --argjson idle_scale_kb "$idle_scale_kb" \
     --argjson load_peak_kb "$load_peak_kb" --argjson load_hwm_kb "$load_hwm_kb" \
@@ -294,18 +332,22 @@ bench_database() { # bench_database NAME DB_URL
     '{database: $database, settings: $settings,
       gateway_open: $gw_open[0], reference_open: $ref_open[0],
       gateway_closed: $gw_closed[0], reference_closed: $ref_closed[0],
+      gateway_open_beside_scale: $gw_open_beside[0],
       gateway_open_scale: $gw_open_scale[0],
       gateway_open_scale_all: $gw_open_scale_all[0],
       repeated: {gateway_open: $gw_open[0].repeated, reference_open: $ref_open[0].repeated,
                  gateway_closed: $gw_closed[0].repeated, reference_closed: $ref_closed[0].repeated,
-                 gateway_open_scale: $gw_open_scale[0].repeated,
-                 gateway_open_scale_all: $gw_open_scale_all[0].repeated},
+                 gateway_open_scale: ([$scale_rounds[0][] | .scale.repeated, .base.repeated] | add),
+                 gateway_open_scale_all: ($gw_open_scale_all[0].repeated + $base_open_all[0].repeated)},
       throughput_ratio: ($gw_closed[0].throughput_rps / $ref_closed[0].throughput_rps),
       throughput_ratio_rounds: [$closed_rounds[0][] | .ratio],
       closed_rounds: $closed_rounds[0],
-      p50_ratio_scale: ($gw_open_scale[0].p50_ms / $gw_open[0].p50_ms),
-      p50_ratio_scale_all: ($gw_open_scale_all[0].p50_ms / $gw_open[0].p50_ms),
-      seeding_s: {base: $seed_base_s, to_scale: $seed_scale_s},
+      p50_ratio_scale: $scale_rounds[0][$scale_rounds[0] | length / 2 | floor].ratio,
+      p50_ratio_scale_rounds: [$scale_rounds[0][] | .ratio],
+      scale_rounds: $scale_rounds[0],
+      p50_ratio_scale_all: ($gw_open_scale_all[0].p50_ms / $base_open_all[0].p50_ms),
+      base_open_beside_scale_all: $base_open_all[0],
+      seeding_s: {base: $seed_base_s, scale: $seed_scale_s},
       rss_kib: {idle: $idle_kb, idle_at_scale: $idle_scale_kb, load_sampled_peak: $load_peak_kb,
                 load_hwm: $load_hwm_kb, listing_sampled_peak: $listing_peak_kb, listing_hwm: $listing_hwm_kb},
       listing: {numbers: $listing_numbers, pages: $listing_pages, seconds: $listing_s}}' \
@@ -317,7 +359,7 @@ ran=()
 for db in $DATABASES; do
   case "$db" in
     sqlite)
-      bench_database sqlite "sqlite://$WORK/bench.db?mode=rwc"
+      bench_database sqlite "sqlite://$WORK/bench.db?mode=rwc" "sqlite://$WORK/bench-scale.db?mode=rwc"
       ran+=(sqlite)
       ;;
     postgres)
@@ -326,11 +368,12 @@ for db in $DATABASES; do
         continue
       fi
       dbname="tg_bench_$$"
-      psql "$PG_ADMIN_URL" -qc "CREATE DATABASE $dbname" >/dev/null
+      psql "$PG_ADMIN_URL" -qc "CREATE DATABASE $dbname" -c "CREATE DATABASE ${dbname}_scale" >/dev/null
       pg_url="${PG_ADMIN_URL%/*}/$dbname"
       status=0
-      bench_database postgres "$pg_url" || status=$?
-      psql "$PG_ADMIN_URL" -qc "DROP DATABASE IF EXISTS $dbname WITH (FORCE)" >/dev/null || true
+      bench_database postgres "$pg_url" "${pg_url}_scale" || status=$?
+      psql "$PG_ADMIN_URL" -qc "DROP DATABASE IF EXISTS $dbname WITH (FORCE)" \
+        -c "DROP DATABASE IF EXISTS ${dbname}_scale WITH (FORCE)" >/dev/null || true
       [ "$status" -eq 0 ] || exit "$status"
       ran+=(postgres)
       ;;
@@ -341,28 +384,30 @@ done
 # --- summary -------------------------------------------------------------------------------
 echo
 echo "machine: $(jq -r '"\(.cpu), \(.nproc) cores, \(.memory_gib) GiB, load \(.loadavg_at_start), \(.rustc)"' "$OUT/machine.json")"
-printf '%-9s %-34s %10s %8s %8s %8s %8s %10s %10s\n' database run rps p50_ms p99_ms p999_ms errors server_us load_us
+printf '%-9s %-38s %10s %8s %8s %8s %8s %10s %10s\n' database run rps p50_ms p99_ms p999_ms errors server_us load_us
 for db in "${ran[@]}"; do
   jq -r --arg db "$db" '
     [["gateway open \(.settings.rate)/s, \(.settings.base_numbers) nos", .gateway_open],
      ["reference open \(.settings.rate)/s", .reference_open],
      ["gateway closed \(.settings.connections) conns", .gateway_closed],
      ["reference closed \(.settings.connections) conns", .reference_closed],
+     ["gateway open \(.settings.rate)/s, \(.settings.base_numbers) nos, beside", .gateway_open_beside_scale],
      ["gateway open \(.settings.rate)/s, \(.settings.scale_numbers) nos", .gateway_open_scale],
      ["  ... every call a new number", .gateway_open_scale_all]][]
     | [$db, .[0], (.[1].throughput_rps | floor), .[1].p50_ms, .[1].p99_ms, .[1].p999_ms, .[1].errors,
        (.[1].cpu.server_us_per_request // "-"), (.[1].cpu.load_us_per_request // "-")]
-    | @tsv' "$OUT/$db.json" | awk -F'\t' '{ printf "%-9s %-34s %10s %8.3f %8.3f %8.3f %8s %10.1f %10.1f\n", $1, $2, $3, $4, $5, $6, $7, $8, $9 }'
+    | @tsv' "$OUT/$db.json" | awk -F'\t' '{ printf "%-9s %-38s %10s %8.3f %8.3f %8.3f %8s %10.1f %10.1f\n", $1, $2, $3, $4, $5, $6, $7, $8, $9 }'
 done
 echo
-printf '%-9s %14s %14s %14s %10s %10s %12s %12s %14s\n' database throughput_x p50_scale_x p50_scale_all_x idle_MiB load_MiB listing_MiB seed_base_s seed_to_scale_s
+printf '%-9s %14s %14s %14s %10s %10s %12s %12s %12s\n' database throughput_x p50_scale_x p50_scale_all_x idle_MiB load_MiB listing_MiB seed_base_s seed_scale_s
 for db in "${ran[@]}"; do
   jq -r --arg db "$db" '[$db, .throughput_ratio, .p50_ratio_scale, .p50_ratio_scale_all, .rss_kib.idle / 1024, ([.rss_kib.load_sampled_peak, .rss_kib.load_hwm] | max) / 1024,
-      .rss_kib.listing_hwm / 1024, .seeding_s.base, .seeding_s.to_scale] | @tsv' "$OUT/$db.json" \
-    | awk -F'\t' '{ printf "%-9s %14.3f %14.3f %14.3f %10.1f %10.1f %12.1f %12s %14s\n", $1, $2, $3, $4, $5, $6, $7, $8, $9 }'
+      .rss_kib.listing_hwm / 1024, .seeding_s.base, .seeding_s.scale] | @tsv' "$OUT/$db.json" \
+    | awk -F'\t' '{ printf "%-9s %14.3f %14.3f %14.3f %10.1f %10.1f %12.1f %12s %12s\n", $1, $2, $3, $4, $5, $6, $7, $8, $9 }'
 done
 for db in "${ran[@]}"; do
-  jq -r --arg db "$db" '"\($db) closed-loop ratio by round (lowest first; the median is reported): \([.throughput_ratio_rounds[] | . * 1000 | round / 1000] | map(tostring) | join(" "))"' "$OUT/$db.json"
+  jq -r --arg db "$db" '"\($db) closed-loop ratio by round (lowest first; the median is reported): \([.throughput_ratio_rounds[] | . * 1000 | round / 1000] | map(tostring) | join(" "))",
+    "\($db) scale p50 ratio by round (lowest first; the median is reported): \([.p50_ratio_scale_rounds[] | . * 1000 | round / 1000] | map(tostring) | join(" "))"' "$OUT/$db.json"
 done
 for db in "${ran[@]}"; do
   jq -r --arg db "$db" '.repeated | to_entries[] | select(.value != 0)
