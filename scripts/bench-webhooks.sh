@@ -346,6 +346,7 @@ bench_database() { # bench_database NAME DB_URL SCALE_DB_URL (two empty database
       p50_ratio_scale_rounds: [$scale_rounds[0][] | .ratio],
       scale_rounds: $scale_rounds[0],
       p50_ratio_scale_all: ($gw_open_scale_all[0].p50_ms / $base_open_all[0].p50_ms),
+      p99_open_runs: ([$gw_open[0].p99_ms, ($scale_rounds[0][] | .base.p99_ms), $base_open_all[0].p99_ms] | sort),
       base_open_beside_scale_all: $base_open_all[0],
       seeding_s: {base: $seed_base_s, scale: $seed_scale_s},
       rss_kib: {idle: $idle_kb, idle_at_scale: $idle_scale_kb, load_sampled_peak: $load_peak_kb,
@@ -407,7 +408,8 @@ for db in "${ran[@]}"; do
 done
 for db in "${ran[@]}"; do
   jq -r --arg db "$db" '"\($db) closed-loop ratio by round (lowest first; the median is reported): \([.throughput_ratio_rounds[] | . * 1000 | round / 1000] | map(tostring) | join(" "))",
-    "\($db) scale p50 ratio by round (lowest first; the median is reported): \([.p50_ratio_scale_rounds[] | . * 1000 | round / 1000] | map(tostring) | join(" "))"' "$OUT/$db.json"
+    "\($db) scale p50 ratio by round (lowest first; the median is reported): \([.p50_ratio_scale_rounds[] | . * 1000 | round / 1000] | map(tostring) | join(" "))",
+    "\($db) p99 ms at \(.settings.rate)/s in every run of the \(.settings.base_numbers)-number gateway (lowest first): \(.p99_open_runs | map(tostring) | join(" "))"' "$OUT/$db.json"
 done
 for db in "${ran[@]}"; do
   jq -r --arg db "$db" '.repeated | to_entries[] | select(.value != 0)
