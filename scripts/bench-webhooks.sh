@@ -165,6 +165,28 @@ stop_gateway() { # stop_gateway PID
   wait "$1" 2>/dev/null || true
 }
 
+# Runs the caller's functions run_a ROUND and run_b ROUND (each prints a webhook-load summary)
+# in ROUNDS pairs, back to back, the order alternating: this machine's speed drifts by up to
+# 1.7x over seconds (a virtual machine on a shared host), so a ratio is only taken between
+# neighbouring runs. Writes the rounds, lowest ratio first, to $WORK/PREFIX-rounds.json as
+# {KEY_A: summary, KEY_B: summary, ratio}, RATIO being a jq expression of $a and $b.
+paired_rounds() { # paired_rounds PREFIX KEY_A KEY_B RATIO LABEL
+  local prefix=$1 key_a=$2 key_b=$3 ratio=$4 label=$5 round
+  rm -f "$WORK/$prefix"-*.json
+  for round in $(seq 1 "$ROUNDS"); do
+    say "$label, round $round of $ROUNDS"
+    if [ $((round % 2)) -eq 1 ]; then
+      run_a "$round" >"$WORK/$prefix-a-$round.json"; run_b "$round" >"$WORK/$prefix-b-$round.json"
+    else
+      run_b "$round" >"$WORK/$prefix-b-$round.json"; run_a "$round" >"$WORK/$prefix-a-$round.json"
+    fi
+    jq -n --slurpfile a "$WORK/$prefix-a-$round.json" --slurpfile b "$WORK/$prefix-b-$round.json" \
+      --arg ka "$key_a" --arg kb "$key_b" \
+      "{(\$ka): \$a[0], (\$kb): \$b[0], ratio: ($ratio)}" >"$WORK/$prefix-round-$round.json"
+  done
+  jq -s 'sort_by(.ratio)' "$WORK/$prefix"-round-*.json >"$WORK/$prefix-rounds.json"
+}
+
 # Distinct requests (calls) webhook-load signs for each run: enough for the phase (warm-up and
 # measured), so none is sent twice.
 OPEN_POOL=$(( RATE * (DURATION + WARMUP) + RATE ))
@@ -251,25 +273,11 @@ bench_database() { # bench_database NAME DB_URL SCALE_DB_URL (two empty database
   load_hwm_kb=$(rss_kb "$gateway_pid" VmHWM)
   load "$name reference open" "http://$REFERENCE_ADDR" "$WORK/base.jsonl" "$OPEN_POOL" --rate "$RATE" >"$WORK/ref-open.json"
 
-  # The closed loop in ROUNDS pairs, gateway and reference one after the other, the order
-  # alternating: this machine's speed drifts by up to 1.7x over seconds (a virtual machine on a
-  # shared host), so a ratio is only taken between neighbouring runs, and the median round is
-  # the one reported.
-  local round
-  rm -f "$WORK"/closed-*.json
-  for round in $(seq 1 "$ROUNDS"); do
-    say "[$name] closed loop, $CONNECTIONS connections, round $round of $ROUNDS"
-    local gw_run=(load "$name gateway closed $round" "$PUBLIC_URL" "$WORK/base.jsonl" "$CLOSED_POOL" --connections "$CONNECTIONS")
-    local ref_run=(load "$name reference closed $round" "http://$REFERENCE_ADDR" "$WORK/base.jsonl" "$CLOSED_POOL" --connections "$CONNECTIONS")
-    if [ $((round % 2)) -eq 1 ]; then
-      "${gw_run[@]}" >"$WORK/gw-closed-$round.json"; "${ref_run[@]}" >"$WORK/ref-closed-$round.json"
-    else
-      "${ref_run[@]}" >"$WORK/ref-closed-$round.json"; "${gw_run[@]}" >"$WORK/gw-closed-$round.json"
-    fi
-    jq -n --slurpfile g "$WORK/gw-closed-$round.json" --slurpfile r "$WORK/ref-closed-$round.json" \
-      '{gateway: $g[0], reference: $r[0], ratio: ($g[0].throughput_rps / $r[0].throughput_rps)}' >"$WORK/closed-$round.json"
-  done
-  jq -s 'sort_by(.ratio)' "$WORK"/closed-[0-9]*.json >"$WORK/closed-rounds.json"
+  # The closed loop in ROUNDS pairs, gateway and reference, the median round reported.
+  run_a() { load "$name gateway closed $1" "$PUBLIC_URL" "$WORK/base.jsonl" "$CLOSED_POOL" --connections "$CONNECTIONS"; }
+  run_b() { load "$name reference closed $1" "http://$REFERENCE_ADDR" "$WORK/base.jsonl" "$CLOSED_POOL" --connections "$CONNECTIONS"; }
+  paired_rounds closed gateway reference '$a[0].throughput_rps / $b[0].throughput_rps' \
+    "[$name] closed loop, $CONNECTIONS connections"
   jq '.[length / 2 | floor].gateway' "$WORK/closed-rounds.json" >"$WORK/gw-closed.json"
   jq '.[length / 2 | floor].reference' "$WORK/closed-rounds.json" >"$WORK/ref-closed.json"
 
@@ -289,22 +297,11 @@ bench_database() { # bench_database NAME DB_URL SCALE_DB_URL (two empty database
   sleep 1
   local idle_scale_kb
   idle_scale_kb=$(rss_kb "$scale_pid" VmRSS)
-  # The open loop in ROUNDS pairs, as the closed loop above: a p50 ratio only between
-  # neighbouring runs, the median round reported.
-  rm -f "$WORK"/scale-[0-9]*.json
-  for round in $(seq 1 "$ROUNDS"); do
-    say "[$name] open loop at $RATE/s, $BASE_NUMBERS and $SCALE numbers, round $round of $ROUNDS"
-    local base_run=(load "$name gateway open $BASE_NUMBERS $round" "$PUBLIC_URL" "$WORK/base.jsonl" "$OPEN_POOL" --rate "$RATE")
-    local scale_run=(load "$name gateway open $SCALE $round" "$SCALE_URL" "$WORK/scale.jsonl" "$OPEN_POOL" --rate "$RATE")
-    if [ $((round % 2)) -eq 1 ]; then
-      "${base_run[@]}" >"$WORK/base-open-$round.json"; "${scale_run[@]}" >"$WORK/scale-open-$round.json"
-    else
-      "${scale_run[@]}" >"$WORK/scale-open-$round.json"; "${base_run[@]}" >"$WORK/base-open-$round.json"
-    fi
-    jq -n --slurpfile b "$WORK/base-open-$round.json" --slurpfile s "$WORK/scale-open-$round.json" \
-      '{base: $b[0], scale: $s[0], ratio: ($s[0].p50_ms / $b[0].p50_ms)}' >"$WORK/scale-$round.json"
-  done
-  jq -s 'sort_by(.ratio)' "$WORK"/scale-[0-9]*.json >"$WORK/scale-rounds.json"
+  # The open loop in ROUNDS pairs, base and scale gateway, the median round reported.
+  run_a() { load "$name gateway open $BASE_NUMBERS $1" "$PUBLIC_URL" "$WORK/base.jsonl" "$OPEN_POOL" --rate "$RATE"; }
+  run_b() { load "$name gateway open $SCALE $1" "$SCALE_URL" "$WORK/scale.jsonl" "$OPEN_POOL" --rate "$RATE"; }
+  paired_rounds scale base scale '$b[0].p50_ms / $a[0].p50_ms' \
+    "[$name] open loop at $RATE/s, $BASE_NUMBERS and $SCALE numbers"
   jq '.[length / 2 | floor].scale' "$WORK/scale-rounds.json" >"$WORK/gw-open-scale.json"
   jq '.[length / 2 | floor].base' "$WORK/scale-rounds.json" >"$WORK/gw-open-beside-scale.json"
   say "[$name] open loop at $RATE/s, $BASE_NUMBERS numbers, then $SCALE with each call to a number not called before"
