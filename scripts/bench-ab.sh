@@ -6,7 +6,8 @@
 # 6 s (p50/p99/p999), then 32 connections closed loop for 5 s (throughput). Prints one JSON line
 # per phase; its "repeated" counts requests sent again because the phase outgrew the pool. The
 # closed loop also reports the gateway's and the load generator's CPU per request, and a line
-# with the machine's idle share and PostgreSQL's CPU (in cores) over 3 of its seconds.
+# with the machine's idle share and PostgreSQL's CPU (in cores) over 3 of its seconds (with
+# REF=1, the reference's closed loop gets the same line).
 #
 #   cargo build --release -p telephony-gateway -p telephony-seed -p webhook-load -p twiml-reference
 #   DB=sqlite scripts/bench-ab.sh                      # this build, SQLite
@@ -101,8 +102,10 @@ ticks_of_postgres() {
   done
   echo "$sum"
 }
-(
-  for _ in $(seq 600); do [ -e "$W/signed" ] && break; sleep 0.05; done
+# probe MARK PHASE: once the file MARK exists, waits 1.5 s, then prints PHASE's line of those
+# 3 seconds (run in the background beside the closed loop, which creates MARK).
+probe() {
+  for _ in $(seq 600); do [ -e "$1" ] && break; sleep 0.05; done
   sleep 1.5
   read -r _ u n s i w q sq st _ </proc/stat
   p0=$(ticks_of_postgres)
@@ -110,21 +113,27 @@ ticks_of_postgres() {
   read -r _ u2 n2 s2 i2 w2 q2 sq2 st2 _ </proc/stat
   p1=$(ticks_of_postgres)
   total=$(((u2 + n2 + s2 + i2 + w2 + q2 + sq2 + st2) - (u + n + s + i + w + q + sq + st)))
-  jq -nc --argjson idle "$(((i2 - i) * 1000 / total))" --argjson iowait "$(((w2 - w) * 1000 / total))" \
+  jq -nc --arg phase "$2" --argjson idle "$(((i2 - i) * 1000 / total))" \
+    --argjson iowait "$(((w2 - w) * 1000 / total))" \
     --argjson ticks "$((p1 - p0))" --argjson hz "$(getconf CLK_TCK)" \
-    '{phase: "closed 32, 3 s of it", idle_permille: $idle, iowait_permille: $iowait,
+    '{phase: $phase, idle_permille: $idle, iowait_permille: $iowait,
       postgres_cores: ($ticks / $hz / 3)}'
-) &
-probe=$!
+}
+# Copies webhook-load's standard error to ours, and creates the file $1 once its pool is signed.
+mark_signed() {
+  while IFS= read -r line; do
+    printf '%s\n' "$line" >&2
+    case $line in *generated*) touch "$1" ;; esac
+  done
+}
+probe "$W/signed" "closed 32, 3 s of it" &
+probe_pid=$!
 "$BIN/webhook-load" --target "$PUBLIC_URL" --templates "$W/templates.jsonl" --pool "$CLOSED_POOL" --duration 5 \
   --warmup 1 --label closed --connections 32 --server-pid "$gw" \
-  2> >(while IFS= read -r line; do
-         printf '%s\n' "$line" >&2
-         case $line in *generated*) touch "$W/signed" ;; esac
-       done) \
+  2> >(mark_signed "$W/signed") \
   | jq -c '{phase: "closed 32", throughput_rps, p50_ms, p99_ms, errors, repeated,
             gateway_us: .cpu.server_us_per_request, load_us: .cpu.load_us_per_request}'
-wait "$probe" 2>/dev/null || true
+wait "$probe_pid" 2>/dev/null || true
 # REF=1: the same open and closed loops against the bare hyper reference (bins/twiml-reference),
 # for the ratio and the host's own latency on this boot of the machine.
 if [ -n "${REF:-}" ]; then
@@ -134,9 +143,13 @@ if [ -n "${REF:-}" ]; then
   "$BIN/webhook-load" --target http://127.0.0.1:18083 --templates "$W/templates.jsonl" --pool "$OPEN_POOL" \
     --duration 6 --warmup 1 --label reference-open --rate 1000 2>/dev/null \
     | jq -c '{phase: "reference open 1000/s", throughput_rps, p50_ms, p99_ms, p999_ms, errors}'
+  probe "$W/signed-ref" "reference closed 32, 3 s of it" &
+  probe_pid=$!
   "$BIN/webhook-load" --target http://127.0.0.1:18083 --templates "$W/templates.jsonl" --pool "$CLOSED_POOL" \
-    --duration 5 --warmup 1 --label reference --connections 32 --server-pid "$ref" 2>/dev/null \
+    --duration 5 --warmup 1 --label reference --connections 32 --server-pid "$ref" \
+    2> >(mark_signed "$W/signed-ref" 2>/dev/null) \
     | jq -c '{phase: "reference closed 32", throughput_rps, p50_ms, p99_ms, errors,
               server_us: .cpu.server_us_per_request, load_us: .cpu.load_us_per_request}'
+  wait "$probe_pid" 2>/dev/null || true
   kill "$ref" 2>/dev/null || true
 fi
