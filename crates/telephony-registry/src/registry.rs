@@ -150,8 +150,9 @@ pub struct Registry {
 /// loop over 1,000,000 call records ran at 40,000 to 42,200 calls/s instead of 35,100 to
 /// 37,900, with about 0.75 disk writes a call instead of 1.1; at 1,000 calls/s to numbers
 /// whose route is not cached (1,000,000 numbers) the p99 was 2.5 to 2.9 ms against 1.7 to 3.4
-/// (docs/PERFORMANCE.md, session 18). Much longer intervals make each checkpoint a burst that
-/// those calls wait behind.
+/// (docs/PERFORMANCE.md, session 18). Much longer intervals make each checkpoint a burst of
+/// scattered pages that those calls wait behind: every 500 ms gave two to three times their
+/// p99 at 1,000,000 numbers.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(300);
 
 /// Stops the background checkpoint task when dropped.
@@ -310,10 +311,7 @@ impl Registry {
             // 1,000 to 16,000 pages, which a group commit of 1,000 calls (600 to 1,000 pages)
             // does not cross; a bulk writer does, and so, now and then, do the commits between
             // two background checkpoints under a closed loop of 40,000 calls/s (the log grew
-            // to about 17,300 pages), as measured. (A
-            // background checkpoint every 500 ms instead gave two to three times the p99 of
-            // calls to numbers not cached, at 1,000,000 numbers: larger checkpoints of
-            // scattered pages.)
+            // to about 17,300 pages), as measured.
             options.map_sqlx_sqlite_opts(|sqlite| {
                 sqlite
                     .journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
