@@ -1,6 +1,6 @@
 //! Criterion bench of the inbound-call hot path in process: one signed Twilio incoming-call
-//! webhook, a new call each time, through the service's router (`oneshot`) over a seeded SQLite
-//! registry. The same path `scripts/hotpath-check.sh` counts instructions of; this one reports
+//! webhook, a new call each time, through the service ([`telephony_service::App`], `oneshot`)
+//! over a seeded SQLite registry. The same path `scripts/hotpath-check.sh` counts instructions of; this one reports
 //! time per webhook (`cargo bench -p telephony-service --bench hotpath`). A call with no limit
 //! is answered before its write, so this is the time to an answer, with the group-committed
 //! writes running between iterations (a full queue of writes makes a webhook wait).

@@ -269,7 +269,7 @@ pub async fn serve(config: Config) -> Result<(), CommandError> {
         "telephony-gateway serving"
     );
     let registry = state.registry().clone();
-    let app = crate::app::router(state, config.max_body_bytes);
+    let app = crate::app::app(state, config.max_body_bytes);
     let grace = config.shutdown_grace();
     // Not `axum::serve`: it gives hyper no timer, so a client trickling its headers would hold
     // a connection forever (see `server`).

@@ -4,8 +4,9 @@
 //! It owns what is HTTP: the REST API under `/v1` ([`api`]), the carrier webhooks under
 //! `/webhooks/...` ([`webhooks`]), the operator endpoints (`/healthz`, `/readyz`, `/metrics`,
 //! `/openapi.json`), error mapping to `{"error": {"code", "message"}}` ([`error`]), request
-//! bounds, metrics and graceful shutdown. [`app::router`] builds the whole router from an
-//! [`AppState`], so tests drive it with `tower::ServiceExt::oneshot` and no socket;
+//! bounds, metrics and graceful shutdown. [`app::app`] builds the whole service from an
+//! [`AppState`] (the carriers' webhooks answered before routing, the rest through
+//! [`app::router`]), so tests drive it with `tower::ServiceExt::oneshot` and no socket;
 //! [`commands`] holds what the binary's subcommands do.
 //!
 //! # What it must not know
@@ -34,6 +35,6 @@ pub mod telemetry;
 pub mod test_call;
 pub mod webhooks;
 
-pub use app::router;
+pub use app::{App, app, router};
 pub use config::Config;
 pub use state::AppState;

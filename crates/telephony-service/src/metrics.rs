@@ -119,10 +119,17 @@ pub async fn track(request: Request, next: Next) -> Response {
     let started = Instant::now();
     let response = next.run(request).await;
     let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
-    let handles = handles(route, response.status().as_u16());
+    record(route, response.status(), started);
+    response
+}
+
+/// Counts a request answered `status` on `route` (the matched path, or `unmatched`), and times
+/// it from `started` when it is a webhook: what [`track`] does for the routed requests, and
+/// [`crate::app::App`] for the webhooks it answers before routing.
+pub fn record(route: &str, status: http::StatusCode, started: Instant) {
+    let handles = handles(route, status.as_u16());
     if let Some(latency) = &handles.latency {
         latency.record(started.elapsed().as_secs_f64());
     }
     handles.requests.increment(1);
-    response
 }

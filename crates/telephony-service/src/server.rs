@@ -1,4 +1,4 @@
-//! The HTTP/1.1 server loop: the router on a TCP listener, with the bounds that `axum::serve`
+//! The HTTP/1.1 server loop: the service ([`crate::App`]) on a TCP listener, with the bounds that `axum::serve`
 //! does not set. `axum::serve` builds hyper's connection without a timer, so hyper's
 //! header-read timeout never runs: a client that opens a connection and trickles its request
 //! headers (or sends nothing) holds the connection, a task and a file descriptor forever, and
@@ -6,7 +6,7 @@
 //! a request's headers, the first one and each next one on a kept-alive connection, and every
 //! request a deadline to deliver its body (counted from the end of its headers): a client that
 //! trickles a body is answered `408 request_timeout` and its connection closed. The peer's
-//! address is given to the router as [`axum::extract::ConnectInfo`].
+//! address is given to the service as [`axum::extract::ConnectInfo`].
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -14,7 +14,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::Router;
+use crate::App;
 use axum::body::{Body, Bytes};
 use axum::extract::ConnectInfo;
 use axum::response::IntoResponse;
@@ -106,7 +106,7 @@ impl hyper::body::Body for DeadlineBody {
 /// None today; the `Result` leaves room for listener failures that should stop the server.
 pub async fn serve(
     listener: TcpListener,
-    app: Router,
+    app: App,
     header_read_timeout: Duration,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
@@ -129,7 +129,7 @@ pub async fn serve(
 /// None today; the `Result` leaves room for listener failures that should stop the server.
 pub async fn serve_with_deadlines(
     listener: TcpListener,
-    app: Router,
+    app: App,
     deadlines: ClientDeadlines,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {

@@ -12,7 +12,7 @@ use std::time::{Instant, SystemTime};
 
 use axum::body::Bytes;
 use axum::extract::{OriginalUri, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use telephony_carrier::Provider;
 use telephony_registry::{
@@ -597,28 +597,28 @@ async fn route(
 }
 
 /// `POST /webhooks/twilio/voice`: an inbound call on an imported Twilio number.
-pub async fn twilio_voice(
-    State(state): State<AppState>,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
-    body: Bytes,
+async fn twilio_voice(
+    state: &AppState,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
 ) -> Result<Response, WebhookError> {
     let started = Instant::now();
-    let params = parse_form(&body);
+    let params = parse_form(body);
     let fields = CallFields::from_form(&params);
     if fields.to.is_empty() || fields.call_id.is_empty() {
         return Err(WebhookError::BadRequest("To and CallSid are required"));
     }
-    let url = signed_url(&state, &uri);
+    let url = signed_url(state, uri);
     let route = verified_route(
-        &state,
+        state,
         Provider::Twilio,
         &fields.to,
         Signed::Twilio {
             url: &url,
             params: &params,
         },
-        &headers,
+        headers,
         fields.account_id.as_deref(),
     )
     .await?;
@@ -626,7 +626,7 @@ pub async fn twilio_voice(
     // identifies the inbound call, and a call must start one agent session however many times
     // its first webhook arrives: the number and the CallSid are the key.
     let key = idempotency_key(&route.number, &fields.call_id);
-    let response = self::route(&state, Provider::Twilio, &route, &fields, &key).await;
+    let response = self::route(state, Provider::Twilio, &route, &fields, &key).await;
     tracing::debug!(
         elapsed_us = started.elapsed().as_micros() as u64,
         "twilio voice webhook"
@@ -636,24 +636,24 @@ pub async fn twilio_voice(
 
 /// `POST /webhooks/twilio/fallback`: Twilio calls this when the voice URL failed; it answers
 /// a polite apology (verified like any webhook, so it cannot be used to probe numbers).
-pub async fn twilio_fallback(
-    State(state): State<AppState>,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
-    body: Bytes,
+async fn twilio_fallback(
+    state: &AppState,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
 ) -> Result<Response, WebhookError> {
-    let params = parse_form(&body);
+    let params = parse_form(body);
     let fields = CallFields::from_form(&params);
-    let url = signed_url(&state, &uri);
+    let url = signed_url(state, uri);
     verified_route(
-        &state,
+        state,
         Provider::Twilio,
         &fields.to,
         Signed::Twilio {
             url: &url,
             params: &params,
         },
-        &headers,
+        headers,
         fields.account_id.as_deref(),
     )
     .await?;
@@ -699,76 +699,152 @@ async fn record_status(
 }
 
 /// `POST /webhooks/twilio/status`: call-status callbacks.
-pub async fn twilio_status(
-    State(state): State<AppState>,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
-    body: Bytes,
+async fn twilio_status(
+    state: &AppState,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
 ) -> Result<Response, WebhookError> {
-    let params = parse_form(&body);
+    let params = parse_form(body);
     let fields = CallFields::from_form(&params);
     if fields.to.is_empty() || fields.call_id.is_empty() {
         return Err(WebhookError::BadRequest("To and CallSid are required"));
     }
-    let url = signed_url(&state, &uri);
+    let url = signed_url(state, uri);
     let route = verified_route(
-        &state,
+        state,
         Provider::Twilio,
         &fields.to,
         Signed::Twilio {
             url: &url,
             params: &params,
         },
-        &headers,
+        headers,
         fields.account_id.as_deref(),
     )
     .await?;
-    record_status(&state, Provider::Twilio, &route.number, &fields).await
+    record_status(state, Provider::Twilio, &route.number, &fields).await
 }
 
 /// `POST /webhooks/telnyx/texml`: an inbound call on an imported Telnyx number (TeXML form).
-pub async fn telnyx_texml(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
+async fn telnyx_texml(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &[u8],
 ) -> Result<Response, WebhookError> {
-    let params = parse_form(&body);
+    let params = parse_form(body);
     let fields = CallFields::from_form(&params);
     if fields.to.is_empty() || fields.call_id.is_empty() {
         return Err(WebhookError::BadRequest("To and CallSid are required"));
     }
     let route = verified_route(
-        &state,
+        state,
         Provider::Telnyx,
         &fields.to,
-        Signed::Telnyx { body: &body },
-        &headers,
+        Signed::Telnyx { body },
+        headers,
         fields.account_id.as_deref(),
     )
     .await?;
     let key = idempotency_key(&route.number, &fields.call_id);
-    self::route(&state, Provider::Telnyx, &route, &fields, &key).await
+    self::route(state, Provider::Telnyx, &route, &fields, &key).await
 }
 
 /// `POST /webhooks/telnyx/status`: TeXML call-status callbacks.
-pub async fn telnyx_status(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
+async fn telnyx_status(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &[u8],
 ) -> Result<Response, WebhookError> {
-    let params = parse_form(&body);
+    let params = parse_form(body);
     let fields = CallFields::from_form(&params);
     if fields.to.is_empty() || fields.call_id.is_empty() {
         return Err(WebhookError::BadRequest("To and CallSid are required"));
     }
     let route = verified_route(
-        &state,
+        state,
         Provider::Telnyx,
         &fields.to,
-        Signed::Telnyx { body: &body },
-        &headers,
+        Signed::Telnyx { body },
+        headers,
         fields.account_id.as_deref(),
     )
     .await?;
-    record_status(&state, Provider::Telnyx, &route.number, &fields).await
+    record_status(state, Provider::Telnyx, &route.number, &fields).await
+}
+
+/// The carriers' webhooks at fixed paths: the inbound hot path. [`crate::app::App`] answers
+/// them before any routing; [`crate::app::router`] routes them too ([`Webhook::route`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Webhook {
+    /// `POST /webhooks/twilio/voice`: an inbound call on an imported Twilio number.
+    TwilioVoice,
+    /// `POST /webhooks/twilio/fallback`: Twilio's fallback when the voice URL failed.
+    TwilioFallback,
+    /// `POST /webhooks/twilio/status`: Twilio's call-status callbacks.
+    TwilioStatus,
+    /// `POST /webhooks/telnyx/texml`: an inbound call on an imported Telnyx number.
+    TelnyxTexml,
+    /// `POST /webhooks/telnyx/status`: Telnyx's TeXML call-status callbacks.
+    TelnyxStatus,
+}
+
+impl Webhook {
+    /// Every webhook of this kind.
+    pub const ALL: [Self; 5] = [
+        Self::TwilioVoice,
+        Self::TwilioFallback,
+        Self::TwilioStatus,
+        Self::TelnyxTexml,
+        Self::TelnyxStatus,
+    ];
+
+    /// The path the carrier posts to (also the route's label in the metrics).
+    #[must_use]
+    pub const fn path(self) -> &'static str {
+        match self {
+            Self::TwilioVoice => "/webhooks/twilio/voice",
+            Self::TwilioFallback => "/webhooks/twilio/fallback",
+            Self::TwilioStatus => "/webhooks/twilio/status",
+            Self::TelnyxTexml => "/webhooks/telnyx/texml",
+            Self::TelnyxStatus => "/webhooks/telnyx/status",
+        }
+    }
+
+    /// The webhook posted to `path`, if any.
+    #[must_use]
+    pub fn at(path: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|hook| hook.path() == path)
+    }
+
+    /// Answers the webhook: `uri` as the request arrived (the signed URL is the public base
+    /// URL plus its path and query), its headers and its whole body.
+    pub async fn answer(
+        self,
+        state: &AppState,
+        uri: &Uri,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Response {
+        let answered = match self {
+            Self::TwilioVoice => twilio_voice(state, uri, headers, body).await,
+            Self::TwilioFallback => twilio_fallback(state, uri, headers, body).await,
+            Self::TwilioStatus => twilio_status(state, uri, headers, body).await,
+            Self::TelnyxTexml => telnyx_texml(state, headers, body).await,
+            Self::TelnyxStatus => telnyx_status(state, headers, body).await,
+        };
+        answered.unwrap_or_else(IntoResponse::into_response)
+    }
+
+    /// The webhook's route in [`crate::app::router`]: `POST` answered by [`Webhook::answer`].
+    pub fn route(self) -> axum::routing::MethodRouter<AppState> {
+        axum::routing::post(
+            move |State(state): State<AppState>,
+                  OriginalUri(uri): OriginalUri,
+                  headers: HeaderMap,
+                  body: Bytes| async move {
+                self.answer(&state, &uri, &headers, &body).await
+            },
+        )
+    }
 }

@@ -1,10 +1,9 @@
 //! The hot path's fixture, shared by the `hotpath` example (instruction counts) and the
-//! `hotpath` criterion bench: a seeded SQLite registry behind the service's router, and signed
+//! `hotpath` criterion bench: a seeded SQLite registry behind the service ([`telephony_service::App`]), and signed
 //! incoming-call webhooks for it.
 
 use std::sync::Arc;
 
-use axum::Router;
 use axum::body::Body;
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
@@ -12,6 +11,7 @@ use telephony_carrier::{CarrierClients, TelnyxConfig, TwilioConfig};
 use telephony_registry::{
     AgentTarget, BulkNumber, BulkTenant, BulkTwilioConnection, Registry, RegistryConfig,
 };
+use telephony_service::App;
 use telephony_service::AppState;
 use telephony_service::call_token::CallTokens;
 use telephony_vault::{KeyRing, SecretString};
@@ -99,9 +99,9 @@ pub fn webhook(i: u64, j: u64) -> anyhow::Result<Request<Body>> {
         .body(Body::from(serde_urlencoded::to_string(&params)?))?)
 }
 
-/// The router over a freshly seeded registry in a temporary folder (kept alive by the
+/// The service over a freshly seeded registry in a temporary folder (kept alive by the
 /// returned guard), and the registry.
-pub async fn app() -> anyhow::Result<(Router, Registry, tempfile::TempDir)> {
+pub async fn app() -> anyhow::Result<(App, Registry, tempfile::TempDir)> {
     let dir = tempfile::tempdir()?;
     let url = format!(
         "sqlite://{}?mode=rwc",
@@ -123,12 +123,12 @@ pub async fn app() -> anyhow::Result<(Router, Registry, tempfile::TempDir)> {
         PUBLIC_URL.parse()?,
         CallTokens::new(&[7; 32]),
     );
-    Ok((telephony_service::router(state, 64 * 1024), registry, dir))
+    Ok((telephony_service::app(state, 64 * 1024), registry, dir))
 }
 
-/// Sends one webhook through the router; fails unless it is answered `200` with a
+/// Sends one webhook through the service; fails unless it is answered `200` with a
 /// `<Connect><Stream>` document, so a broken path cannot pass for a fast one.
-pub async fn drive(app: &Router, request: Request<Body>) -> anyhow::Result<()> {
+pub async fn drive(app: &App, request: Request<Body>) -> anyhow::Result<()> {
     let response = app.clone().oneshot(request).await?;
     let status = response.status();
     let body = response.into_body().collect().await?.to_bytes();

@@ -4,7 +4,7 @@
 //! Usage: `hotpath [WEBHOOKS]` (default 100). It seeds a fresh SQLite database in a temporary
 //! folder with 4 organizations × 2 Twilio connections and 64 numbers (through the registry's
 //! bulk API), then drives `WEBHOOKS` signed incoming-call webhooks, each a new call, through the
-//! service's router with `oneshot` on a current-thread runtime: parse, number lookup, secret
+//! service ([`telephony_service::App`], as the binary serves it) with `oneshot` on a current-thread runtime: parse, number lookup, secret
 //! decryption, signature check, idempotency, admission, call record, routing and rendering,
 //! each webhook's write awaited before the next (its answer does not wait for it).
 //! Every answer must be `200` with a `<Connect><Stream>` document, or it exits non-zero, so a

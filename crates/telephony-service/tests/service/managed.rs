@@ -4,7 +4,6 @@
 
 use std::sync::Arc;
 
-use axum::Router;
 use axum::body::Body;
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
@@ -57,7 +56,7 @@ fn seed(public_url: &str) -> Seed {
 /// A gateway whose registry knows the platform's accounts, on a database file that survives a
 /// restart.
 pub struct ManagedGateway {
-    pub app: Router,
+    pub app: telephony_service::App,
     pub registry: Registry,
     pub emulator: Emulator,
     clients: CarrierClients,
@@ -94,9 +93,10 @@ impl ManagedGateway {
             db_dir.path().join("gw.db").display()
         );
         let keyring = KeyRing::generate().expect("keyring");
-        let mut gateway = Self {
-            app: Router::new(),
-            registry: open(&url, &keyring, &clients, &public_url, &emulator).await,
+        let registry = open(&url, &keyring, &clients, &public_url, &emulator).await;
+        let gateway = Self {
+            app: app(&registry, &public_url),
+            registry,
             emulator,
             clients,
             keyring,
@@ -104,22 +104,13 @@ impl ManagedGateway {
             public_url,
             _db_dir: db_dir,
         };
-        gateway.app = gateway.router();
-        let served = gateway.app.clone();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, served).await;
-        });
+        tokio::spawn(telephony_service::server::serve(
+            listener,
+            gateway.app.clone(),
+            telephony_service::server::HEADER_READ_TIMEOUT,
+            std::future::pending(),
+        ));
         gateway
-    }
-
-    fn router(&self) -> Router {
-        let state = AppState::new(
-            self.registry.clone(),
-            telephony_service::metrics::install_recorder().expect("metrics"),
-            self.public_url.parse().expect("url"),
-            CallTokens::new(&[42; 32]),
-        );
-        telephony_service::router(state, 64 * 1024)
     }
 
     /// A new registry and application state on the same database: the process restarted.
@@ -132,7 +123,7 @@ impl ManagedGateway {
             &self.emulator,
         )
         .await;
-        self.app = self.router();
+        self.app = app(&self.registry, &self.public_url);
     }
 
     pub async fn call(
@@ -210,6 +201,17 @@ async fn open(
             account_sid: Some("7a1b2c3d-0000-4000-8000-000000000001".to_owned()),
         }),
     })
+}
+
+/// The service over `registry`, as the binary builds it.
+fn app(registry: &Registry, public_url: &str) -> telephony_service::App {
+    let state = AppState::new(
+        registry.clone(),
+        telephony_service::metrics::install_recorder().expect("metrics"),
+        public_url.parse().expect("url"),
+        CallTokens::new(&[42; 32]),
+    );
+    telephony_service::app(state, 64 * 1024)
 }
 
 fn subaccounts(gateway: &ManagedGateway) -> Vec<telephony_emulator::TwilioAccount> {

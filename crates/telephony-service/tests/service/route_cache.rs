@@ -11,7 +11,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use axum::body::Body;
 use http::{Request, StatusCode};
 use telephony_carrier::{CarrierClients, TelnyxConfig, TwilioConfig};
@@ -20,6 +19,7 @@ use telephony_registry::{
     AgentTarget, ImportRequest, NewAgent, NewConnection, NewCredentials, Registry, RegistryConfig,
     WebhookMode,
 };
+use telephony_service::App;
 use telephony_service::AppState;
 use telephony_service::call_token::CallTokens;
 use telephony_service::route_cache::RouteCacheConfig;
@@ -42,11 +42,11 @@ struct Instances {
     /// Where changes are made (caches nothing).
     a: Registry,
     /// Its bound is a minute.
-    slow: Router,
+    slow: App,
     /// The state behind `slow`, to look at its cache.
     slow_state: AppState,
     /// Its bound is [`QUICK_BOUND`].
-    quick: Router,
+    quick: App,
     _emulator: Emulator,
     _dir: tempfile::TempDir,
     pg: Option<(String, String)>,
@@ -118,8 +118,8 @@ impl Instances {
             open(Duration::from_secs(86_400)).await,
             Duration::from_secs(60),
         );
-        let slow = telephony_service::router(slow_state.clone(), 64 * 1024);
-        let quick = telephony_service::router(
+        let slow = telephony_service::app(slow_state.clone(), 64 * 1024);
+        let quick = telephony_service::app(
             state(open(Duration::from_secs(86_400)).await, QUICK_BOUND),
             64 * 1024,
         );
@@ -161,7 +161,7 @@ fn psql(server: &str, sql: &str) {
     assert!(ran.success(), "psql failed: {sql}");
 }
 
-async fn status(app: &Router, request: Request<Body>) -> StatusCode {
+async fn status(app: &App, request: Request<Body>) -> StatusCode {
     app.clone()
         .oneshot(request)
         .await

@@ -1,10 +1,9 @@
 //! A gateway under test: registry on a fresh SQLite database, carrier clients pointed at the
-//! emulator, the router served on a loopback socket (the emulator sends webhooks to it) and
-//! driven directly with `oneshot` for REST calls.
+//! emulator, the service served on a loopback socket by the gateway's server (the emulator
+//! sends webhooks to it) and driven directly with `oneshot` for REST calls.
 
 use std::sync::Arc;
 
-use axum::Router;
 use axum::body::Body;
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
@@ -50,7 +49,7 @@ pub fn seed() -> Seed {
 
 /// A running gateway and its emulator.
 pub struct Gateway {
-    pub app: Router,
+    pub app: telephony_service::App,
     pub registry: Registry,
     pub emulator: Emulator,
     pub public_url: String,
@@ -112,11 +111,13 @@ impl Gateway {
             public_url.parse().expect("url"),
             CallTokens::new(&[42; 32]),
         );
-        let app = telephony_service::router(state, 64 * 1024);
-        let served = app.clone();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, served).await;
-        });
+        let app = telephony_service::app(state, 64 * 1024);
+        tokio::spawn(telephony_service::server::serve(
+            listener,
+            app.clone(),
+            telephony_service::server::HEADER_READ_TIMEOUT,
+            std::future::pending(),
+        ));
         Self {
             app,
             registry,
@@ -137,7 +138,7 @@ impl Gateway {
         (org.id, key.expose().to_owned())
     }
 
-    /// Sends a request through the router; returns the status and the body as JSON (or as a
+    /// Sends a request through the service; returns the status and the body as JSON (or as a
     /// JSON string when it is not JSON).
     pub async fn call(
         &self,

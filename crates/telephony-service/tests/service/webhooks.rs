@@ -2,8 +2,12 @@
 
 use axum::body::Body;
 use http::{Request, StatusCode};
+use http_body_util::BodyExt;
 use serde_json::json;
+use telephony_service::AppState;
+use telephony_service::call_token::CallTokens;
 use telephony_vault::SecretString;
+use tower::ServiceExt;
 
 use super::support::{Gateway, TWILIO_SID, TWILIO_TOKEN};
 
@@ -327,4 +331,156 @@ async fn a_telnyx_webhook_from_another_account_is_refused() {
         StatusCode::FORBIDDEN
     );
     assert_eq!(gw.raw(send(&account)).await.0, StatusCode::OK);
+}
+
+/// The count on the line of `/metrics` that starts with `series` (0 when absent).
+fn metric(metrics: &str, series: &str) -> u64 {
+    metrics
+        .lines()
+        .find(|line| line.starts_with(series))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|count| count.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn webhooks_answered_before_routing_get_the_routers_answers_and_metrics() {
+    let gw = Gateway::start().await;
+    imported(&gw).await;
+    // The router alone, over the same registry and keys: what the webhooks got before the
+    // service answered them without it.
+    let state = AppState::new(
+        gw.registry.clone(),
+        telephony_service::metrics::install_recorder().expect("metrics"),
+        gw.public_url.parse().expect("url"),
+        CallTokens::new(&[42; 32]),
+    );
+    let router = telephony_service::router(state, 64 * 1024);
+    let call = |sid: &'static str| {
+        [
+            ("To", "+14155550101"),
+            ("From", "+15005550006"),
+            ("CallSid", sid),
+            ("AccountSid", TWILIO_SID),
+        ]
+    };
+    let cases: Vec<(&str, Box<dyn Fn() -> Request<Body>>)> = vec![
+        (
+            "a call (the router's is a retried delivery: the same document)",
+            Box::new(|| {
+                signed_twilio(&gw, "/webhooks/twilio/voice", &call("CAsame"), TWILIO_TOKEN)
+            }),
+        ),
+        (
+            "a bad signature",
+            Box::new(|| signed_twilio(&gw, "/webhooks/twilio/voice", &call("CAbad"), "nope")),
+        ),
+        (
+            "a status callback",
+            Box::new(|| {
+                signed_twilio(
+                    &gw,
+                    "/webhooks/twilio/status",
+                    &call("CAsame"),
+                    TWILIO_TOKEN,
+                )
+            }),
+        ),
+        (
+            "the fallback",
+            Box::new(|| {
+                signed_twilio(
+                    &gw,
+                    "/webhooks/twilio/fallback",
+                    &call("CAsame"),
+                    TWILIO_TOKEN,
+                )
+            }),
+        ),
+        (
+            "no fields",
+            Box::new(|| {
+                Request::post("/webhooks/telnyx/texml")
+                    .body(Body::from("From=%2B1"))
+                    .expect("request")
+            }),
+        ),
+        (
+            "a body over the limit",
+            Box::new(|| {
+                Request::post("/webhooks/telnyx/status")
+                    .body(Body::from(vec![b'a'; 64 * 1024 + 1]))
+                    .expect("request")
+            }),
+        ),
+        (
+            "another method",
+            Box::new(|| {
+                Request::get("/webhooks/twilio/voice")
+                    .body(Body::empty())
+                    .expect("request")
+            }),
+        ),
+    ];
+    let answer = |response: http::Response<Body>| async move {
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        (status, headers.get("content-type").cloned(), body)
+    };
+    // A call's token changes at the boundary of its 5-minute window (`call_token`): a pair
+    // that straddles one is compared again.
+    let window = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+            / telephony_service::call_token::TOKEN_WINDOW.as_secs()
+    };
+    for (what, request) in &cases {
+        loop {
+            let started_in = window();
+            let direct = answer(gw.app.clone().oneshot(request()).await.expect("infallible")).await;
+            let routed = answer(router.clone().oneshot(request()).await.expect("infallible")).await;
+            if window() == started_in {
+                assert_eq!(direct, routed, "{what}");
+                break;
+            }
+        }
+    }
+
+    // Answered before routing, a webhook is still counted by route and status, and timed.
+    let (_, before) = gw.call("GET", "/metrics", None, None).await;
+    let before = before.as_str().expect("text").to_owned();
+    for sid in ["CAm1", "CAm2", "CAm3"] {
+        let request = signed_twilio(&gw, "/webhooks/twilio/voice", &call(sid), TWILIO_TOKEN);
+        assert_eq!(gw.raw(request).await.0, StatusCode::OK);
+    }
+    let request = signed_twilio(&gw, "/webhooks/twilio/voice", &call("CAm4"), "nope");
+    assert_eq!(gw.raw(request).await.0, StatusCode::FORBIDDEN);
+    let (_, after) = gw.call("GET", "/metrics", None, None).await;
+    let after = after.as_str().expect("text").to_owned();
+    for (series, more) in [
+        (
+            r#"gateway_http_requests_total{route="/webhooks/twilio/voice",status="200"}"#,
+            3,
+        ),
+        (
+            r#"gateway_http_requests_total{route="/webhooks/twilio/voice",status="403"}"#,
+            1,
+        ),
+        (
+            r#"gateway_webhook_duration_seconds_count{route="/webhooks/twilio/voice"}"#,
+            4,
+        ),
+    ] {
+        assert!(
+            metric(&after, series) >= metric(&before, series) + more,
+            "{series}: {after}"
+        );
+    }
 }
