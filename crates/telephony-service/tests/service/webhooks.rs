@@ -343,6 +343,9 @@ fn metric(metrics: &str, series: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// A kind of request, and how to make one.
+type Case<'a> = (&'a str, Box<dyn Fn() -> Request<Body> + 'a>);
+
 #[tokio::test]
 async fn webhooks_answered_before_routing_get_the_routers_answers_and_metrics() {
     let gw = Gateway::start().await;
@@ -364,7 +367,7 @@ async fn webhooks_answered_before_routing_get_the_routers_answers_and_metrics() 
             ("AccountSid", TWILIO_SID),
         ]
     };
-    let cases: Vec<(&str, Box<dyn Fn() -> Request<Body>>)> = vec![
+    let cases: Vec<Case<'_>> = vec![
         (
             "a call (the router's is a retried delivery: the same document)",
             Box::new(|| {
