@@ -5,7 +5,7 @@ use axum::body::Body;
 use http::{Request, StatusCode};
 use serde_json::json;
 
-use super::support::{Gateway, TWILIO_SID, TWILIO_TOKEN, code};
+use super::support::{Gateway, TWILIO_SID, TWILIO_TOKEN, code, metric};
 
 #[tokio::test]
 async fn requests_without_a_valid_api_key_are_unauthorized() {
@@ -354,27 +354,18 @@ async fn openapi_describes_every_route_and_operator_endpoints_answer() {
         gw.call("GET", "/readyz", None, None).await.0,
         StatusCode::OK
     );
+    let healthz_200 = r#"gateway_http_requests_total{route="/healthz",status="200"}"#;
     // Requests are counted by matched route and status (other tests in this process share
     // the recorder, so the count only ever grows by at least what this test sent).
-    let healthz_count = |metrics: &str| -> u64 {
-        metrics
-            .lines()
-            .find(|line| {
-                line.starts_with("gateway_http_requests_total{route=\"/healthz\",status=\"200\"}")
-            })
-            .and_then(|line| line.rsplit(' ').next())
-            .and_then(|count| count.parse().ok())
-            .unwrap_or(0)
-    };
     let (status, metrics) = gw.call("GET", "/metrics", None, None).await;
     assert_eq!(status, StatusCode::OK);
     let metrics = metrics.as_str().expect("text").to_owned();
-    let before = healthz_count(&metrics);
+    let before = metric(&metrics, healthz_200);
     assert!(before >= 1, "{metrics}");
     for _ in 0..2 {
         gw.call("GET", "/healthz", None, None).await;
     }
     let (_, metrics) = gw.call("GET", "/metrics", None, None).await;
     let metrics = metrics.as_str().expect("text").to_owned();
-    assert!(healthz_count(&metrics) >= before + 2, "{metrics}");
+    assert!(metric(&metrics, healthz_200) >= before + 2, "{metrics}");
 }

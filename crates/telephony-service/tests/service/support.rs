@@ -237,3 +237,13 @@ impl Gateway {
 pub fn code(body: &Value) -> &str {
     body["error"]["code"].as_str().unwrap_or("<no error code>")
 }
+
+/// The count on the line of `/metrics` that starts with `series` (0 when absent).
+pub fn metric(metrics: &str, series: &str) -> u64 {
+    metrics
+        .lines()
+        .find(|line| line.starts_with(series))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|count| count.parse().ok())
+        .unwrap_or(0)
+}

@@ -9,7 +9,7 @@ use telephony_service::call_token::CallTokens;
 use telephony_vault::SecretString;
 use tower::ServiceExt;
 
-use super::support::{Gateway, TWILIO_SID, TWILIO_TOKEN};
+use super::support::{Gateway, TWILIO_SID, TWILIO_TOKEN, metric};
 
 fn signed_twilio(gw: &Gateway, path: &str, params: &[(&str, &str)], token: &str) -> Request<Body> {
     let url = format!("{}{path}", gw.public_url);
@@ -20,6 +20,14 @@ fn signed_twilio(gw: &Gateway, path: &str, params: &[(&str, &str)], token: &str)
         .header("x-twilio-signature", signature)
         .body(Body::from(body))
         .expect("request")
+}
+
+/// The call-token window of now (`call_token`): a call's token is the same within one.
+fn token_window() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+        / telephony_service::call_token::TOKEN_WINDOW.as_secs()
 }
 
 async fn imported(gw: &Gateway) -> String {
@@ -122,13 +130,7 @@ async fn a_retried_voice_webhook_gets_the_same_answer() {
         ("AccountSid", TWILIO_SID),
     ];
     // The call's token is fixed within a 5-minute window (`call_token`): note the window.
-    let window = || {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs())
-            / telephony_service::call_token::TOKEN_WINDOW.as_secs()
-    };
-    let started_in = window();
+    let started_in = token_window();
     let (first_status, first) = gw
         .raw(signed_twilio(
             &gw,
@@ -155,7 +157,7 @@ async fn a_retried_voice_webhook_gets_the_same_answer() {
     );
     // Same document, same per-call token: one agent session. (Only a window boundary passed
     // between the two deliveries, once in hundreds of thousands of runs, changes the token.)
-    if window() == started_in {
+    if token_window() == started_in {
         assert_eq!(first, second);
     }
 }
@@ -333,16 +335,6 @@ async fn a_telnyx_webhook_from_another_account_is_refused() {
     assert_eq!(gw.raw(send(&account)).await.0, StatusCode::OK);
 }
 
-/// The count on the line of `/metrics` that starts with `series` (0 when absent).
-fn metric(metrics: &str, series: &str) -> u64 {
-    metrics
-        .lines()
-        .find(|line| line.starts_with(series))
-        .and_then(|line| line.rsplit(' ').next())
-        .and_then(|count| count.parse().ok())
-        .unwrap_or(0)
-}
-
 /// A kind of request, and how to make one.
 type Case<'a> = (&'a str, Box<dyn Fn() -> Request<Body> + 'a>);
 
@@ -438,18 +430,12 @@ async fn webhooks_answered_before_routing_get_the_routers_answers_and_metrics() 
     };
     // A call's token changes at the boundary of its 5-minute window (`call_token`): a pair
     // that straddles one is compared again.
-    let window = || {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs())
-            / telephony_service::call_token::TOKEN_WINDOW.as_secs()
-    };
     for (what, request) in &cases {
         loop {
-            let started_in = window();
+            let started_in = token_window();
             let direct = answer(gw.app.clone().oneshot(request()).await.expect("infallible")).await;
             let routed = answer(router.clone().oneshot(request()).await.expect("infallible")).await;
-            if window() == started_in {
+            if token_window() == started_in {
                 assert_eq!(direct, routed, "{what}");
                 break;
             }
