@@ -61,16 +61,24 @@ use crate::inbound_rows::{self, RecordWrite, Row};
 use crate::model::Admission;
 use crate::registry::{new_id, now};
 
-/// The most calls written in one transaction. Its widest statement, the call records' insert,
-/// binds 11 parameters per call: 11,264 for a full batch, well under SQLite's 32,766 and
-/// PostgreSQL's 65,535 per statement. Under a closed-loop load the writer fills batches; a
-/// larger batch shares one commit (one fsync) among more calls.
-pub(crate) const MAX_BATCH: usize = 1024;
+/// The most calls written in one transaction (its statements bind the whole batch as one JSON
+/// parameter, so the size is not bound by the databases' parameter limits). Under a
+/// closed-loop load the writer fills batches; a larger batch shares one commit (one fsync) among
+/// more calls, and more of its calls' entries in the random call-id index
+/// (`ux_call_records_provider_call`) share a page, each of which a commit writes to the log once
+/// (docs/PERFORMANCE.md, session 20). It also bounds how long a call that waits for its write
+/// (a counted call) can wait behind a batch being written: on SQLite, a full batch is about
+/// 25 ms of its thread on a 2-core machine.
+pub(crate) const MAX_BATCH: usize = 2048;
 /// Calls waiting for the writer beyond this many wait to be queued.
 const QUEUE: usize = 4 * MAX_BATCH;
 /// How long a batch of calls that nobody waits for keeps collecting calls before it is
-/// written (see `linger`).
-const LINGER: Duration = Duration::from_millis(5);
+/// written (see `linger`): how much later than its answer a call answered before its write can
+/// reach the database (plus the commit). 50 ms rather than 5: under load, batches of a few
+/// hundred calls became batches of up to [`MAX_BATCH`], for 6 to 11 % less CPU per call
+/// (docs/PERFORMANCE.md, session 20); a read that needs those calls (`settle`) and a call that
+/// waits for its write end the linger at once.
+const LINGER: Duration = Duration::from_millis(50);
 /// The longest a read waits for the calls answered before their write (see `settle`).
 const SETTLE_LIMIT: Duration = Duration::from_secs(2);
 /// Batches written at once on PostgreSQL, which commits concurrent transactions together by
@@ -81,7 +89,7 @@ const POSTGRES_WRITERS: usize = 4;
 /// into more, smaller transactions, whose database work competes with the webhooks for the
 /// machine (measured: the p99 at 1,000 calls/s was 1.4 to 1.7 ms with one writer, 2.0 to 2.1
 /// with four); under a load one writer cannot keep up with, they write beside it.
-const BACKLOG: usize = MAX_BATCH / 4;
+const BACKLOG: usize = 256;
 /// How often a waiting extra writer looks at the queue.
 const BACKLOG_CHECK: Duration = Duration::from_millis(5);
 

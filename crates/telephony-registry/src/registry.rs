@@ -308,7 +308,7 @@ impl Registry {
             // The log is checkpointed by a background task every 300 ms (`CHECKPOINT_EVERY`),
             // so commits do not stop to do it: SQLite's own threshold, at which the commit that
             // crosses it checkpoints and stalls the calls waiting behind it, is raised from
-            // 1,000 to 16,000 pages, which a group commit of 1,000 calls (600 to 1,000 pages)
+            // 1,000 to 16,000 pages, which a group commit of 2,048 calls (up to about 2,000 pages)
             // does not cross; a bulk writer does, and so, now and then, do the commits between
             // two background checkpoints under a closed loop of 40,000 calls/s (the log grew
             // to about 17,300 pages), as measured.
