@@ -68,7 +68,7 @@ use crate::registry::{new_id, now};
 /// (`ux_call_records_provider_call`) share a page, each of which a commit writes to the log once
 /// (docs/PERFORMANCE.md, session 20). It also bounds how long a call that waits for its write
 /// (a counted call) can wait behind a batch being written: on SQLite, a full batch is about
-/// 25 ms of its thread on a 2-core machine.
+/// 30 ms of its thread on a 2-core machine.
 pub(crate) const MAX_BATCH: usize = 2048;
 /// Calls waiting for the writer beyond this many wait to be queued.
 const QUEUE: usize = 4 * MAX_BATCH;
