@@ -244,8 +244,8 @@ impl Registry {
     /// same for every delivery of the call within its time window), which makes a retried
     /// webhook's answer the same on any instance without reading anything. This registry's
     /// methods that read or change calls wait for those writes first
-    /// ([`Registry::settle_inbound_calls`]); other instances see them a batch later (a few
-    /// milliseconds; a read waits at most 2 s). A process killed in between loses the record of
+    /// ([`Registry::settle_inbound_calls`]); other instances see them a batch later (up to
+    /// 50 ms, the batch's linger, plus its commit; a read waits at most 2 s). A process killed in between loses the record of
     /// a call it answered, which the carrier's status callback for the call writes again; a
     /// failed write is logged and counted (`telephony_inbound_write_failures_total`).
     ///
@@ -307,7 +307,7 @@ impl Registry {
     /// Waits until the inbound calls this registry answered before their write (see
     /// [`Registry::answer_inbound_call`]) are written. Every method of this registry that reads
     /// or changes calls does this first, so it sees the calls it answered; another instance
-    /// sees them once written, a few milliseconds later.
+    /// sees them once written: up to 50 ms (the batch's linger) plus a commit later.
     pub async fn settle_inbound_calls(&self) {
         self.inbound_writer.settle().await;
     }
