@@ -22,7 +22,7 @@ use telephony_vault::Aad;
 use crate::agents::agent_from_row;
 use crate::entity::{agent, connection, number};
 use crate::error::{RegistryError, Result};
-use crate::inbound_writer::{PendingCall, WriterContext};
+use crate::inbound_writer::{CallParts, PendingCall, WriterContext};
 use crate::model::{Admission, Agent, Number, NumberStatus, WebhookSecrets};
 use crate::numbers::number_from_row;
 use crate::registry::{FIELD_AUTH, FIELD_PREVIOUS_AUTH, Registry, now, provider_of};
@@ -263,26 +263,23 @@ impl Registry {
         let agent = call.agent;
         let counted = agent.is_some();
         let admitted = render(Admission::Admitted);
-        let mut pending = PendingCall {
+        let mut pending = PendingCall::new(&CallParts {
             provider: call.provider,
-            carrier_call_id: call.carrier_call_id.to_owned(),
-            org_id: number.org_id.clone(),
-            number_id: number.id.clone(),
-            e164: number.e164.clone(),
+            carrier_call_id: call.carrier_call_id,
+            org_id: &number.org_id,
+            number_id: &number.id,
+            e164: &number.e164,
             number_limit: number.max_concurrent_calls,
-            agent: agent.map(|a| (a.id.clone(), a.max_concurrent_calls)),
-            status: call.status.to_owned(),
-            forwarded: call.forwarded.map(|(business, registration)| {
-                (business.to_owned(), registration.map(str::to_owned))
-            }),
-            idempotency_key: call.idempotency_key.to_owned(),
-            admitted: String::new(),
-            number_full: (counted && number.max_concurrent_calls.is_some())
-                .then(|| render(Admission::NumberAtCapacity)),
-            agent_full: agent
-                .and_then(|a| a.max_concurrent_calls)
-                .map(|_| render(Admission::AtCapacity)),
-        };
+            agent: agent.map(|a| (a.id.as_str(), a.max_concurrent_calls)),
+            status: call.status,
+            forwarded: call.forwarded,
+            idempotency_key: call.idempotency_key,
+        });
+        pending.number_full = (counted && number.max_concurrent_calls.is_some())
+            .then(|| render(Admission::NumberAtCapacity));
+        pending.agent_full = agent
+            .and_then(|a| a.max_concurrent_calls)
+            .map(|_| render(Admission::AtCapacity));
         let context = || WriterContext {
             db: self.db.clone(),
             max_call_age: self.config.max_call_age,

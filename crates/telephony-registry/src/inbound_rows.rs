@@ -53,18 +53,18 @@ const COLUMNS: [&str; 10] = [
 impl<'a> Row<'a> {
     /// The row of `call`, whose record gets the id `record_id`.
     pub(crate) fn of(call: &'a PendingCall, record_id: &'a str) -> Self {
-        let (business, registration) = match &call.forwarded {
-            Some((business, registration)) => (Some(business.as_str()), registration.as_deref()),
+        let (business, registration) = match call.forwarded() {
+            Some((business, registration)) => (Some(business), registration),
             None => (None, None),
         };
         Self(
             call.provider.as_str(),
-            &call.carrier_call_id,
-            &call.org_id,
-            &call.number_id,
-            &call.e164,
-            call.agent.as_ref().map(|(id, _)| id.as_str()),
-            &call.status,
+            call.carrier_call_id(),
+            call.org_id(),
+            call.number_id(),
+            call.e164(),
+            call.agent().map(|(id, _)| id),
+            call.status(),
             business,
             registration,
             record_id,

@@ -199,19 +199,22 @@ pub(crate) const CALL_RECORD_ANSWERED: [&str; 6] = [
 
 /// An inbound call to write, with everything the transaction needs (owned, to cross to the
 /// writer task).
+///
+/// Its text (call id, organization, number, agent, status, idempotency key, forwarding) is one
+/// allocation, not one string each: the writer's thread frees it 50 to 100 ms after a webhook's
+/// thread made it, and a block freed by another thread comes back to the webhooks' threads
+/// cold, a cache miss at the next allocation that reuses it (docs/PERFORMANCE.md, session 21).
 #[derive(Debug, Clone)]
 pub(crate) struct PendingCall {
     pub provider: Provider,
-    pub carrier_call_id: String,
-    pub org_id: String,
-    pub number_id: String,
-    pub e164: String,
+    /// The text fields, one after another, and where each ends (see [`Field`]).
+    text: Box<str>,
+    ends: [u32; Field::COUNT],
     pub number_limit: Option<u32>,
-    /// The agent the call would reach, and its limit.
-    pub agent: Option<(String, Option<u32>)>,
-    pub status: String,
-    pub forwarded: Option<(String, Option<String>)>,
-    pub idempotency_key: String,
+    /// Whether the call would reach an agent, and that agent's limit.
+    agent_limit: Option<Option<u32>>,
+    /// 0: not forwarded; 1: forwarded, without a registration; 2: with one.
+    forwarding: u8,
     /// The document answered when the call is admitted (or has no agent); empty for a call
     /// that is not counted, which stores no answer and was answered already.
     pub admitted: String,
@@ -221,16 +224,139 @@ pub(crate) struct PendingCall {
     pub agent_full: Option<String>,
 }
 
+/// The text fields of a [`PendingCall`], in the order they are stored.
+#[derive(Clone, Copy)]
+enum Field {
+    CarrierCallId,
+    OrgId,
+    NumberId,
+    E164,
+    AgentId,
+    Status,
+    IdempotencyKey,
+    Business,
+    Registration,
+}
+
+impl Field {
+    const COUNT: usize = 9;
+}
+
+/// What a [`PendingCall`] is made of, borrowed from the webhook.
+pub(crate) struct CallParts<'a> {
+    pub provider: Provider,
+    pub carrier_call_id: &'a str,
+    pub org_id: &'a str,
+    pub number_id: &'a str,
+    pub e164: &'a str,
+    pub number_limit: Option<u32>,
+    /// The agent the call would reach, and its limit.
+    pub agent: Option<(&'a str, Option<u32>)>,
+    pub status: &'a str,
+    /// The business number a forwarded call was forwarded from, and its registration.
+    pub forwarded: Option<(&'a str, Option<&'a str>)>,
+    pub idempotency_key: &'a str,
+}
+
 impl PendingCall {
+    /// The call of `parts`, with no documents yet.
+    pub(crate) fn new(parts: &CallParts<'_>) -> Self {
+        let (business, registration) = match parts.forwarded {
+            Some((business, registration)) => (business, registration.unwrap_or("")),
+            None => ("", ""),
+        };
+        let fields: [&str; Field::COUNT] = [
+            parts.carrier_call_id,
+            parts.org_id,
+            parts.number_id,
+            parts.e164,
+            parts.agent.map_or("", |(id, _)| id),
+            parts.status,
+            parts.idempotency_key,
+            business,
+            registration,
+        ];
+        let mut text = String::with_capacity(fields.iter().map(|f| f.len()).sum());
+        let mut ends = [0u32; Field::COUNT];
+        for (end, field) in ends.iter_mut().zip(fields) {
+            text.push_str(field);
+            *end = u32::try_from(text.len()).unwrap_or(u32::MAX);
+        }
+        Self {
+            provider: parts.provider,
+            text: text.into_boxed_str(),
+            ends,
+            number_limit: parts.number_limit,
+            agent_limit: parts.agent.map(|(_, limit)| limit),
+            forwarding: match parts.forwarded {
+                None => 0,
+                Some((_, None)) => 1,
+                Some((_, Some(_))) => 2,
+            },
+            admitted: String::new(),
+            number_full: None,
+            agent_full: None,
+        }
+    }
+
+    fn field(&self, field: Field) -> &str {
+        let index = field as usize;
+        let start = if index == 0 { 0 } else { self.ends[index - 1] };
+        self.text
+            .get(start as usize..self.ends[index] as usize)
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn carrier_call_id(&self) -> &str {
+        self.field(Field::CarrierCallId)
+    }
+
+    pub(crate) fn org_id(&self) -> &str {
+        self.field(Field::OrgId)
+    }
+
+    pub(crate) fn number_id(&self) -> &str {
+        self.field(Field::NumberId)
+    }
+
+    pub(crate) fn e164(&self) -> &str {
+        self.field(Field::E164)
+    }
+
+    /// The agent the call would reach, and its limit.
+    pub(crate) fn agent(&self) -> Option<(&str, Option<u32>)> {
+        self.agent_limit
+            .map(|limit| (self.field(Field::AgentId), limit))
+    }
+
+    pub(crate) fn status(&self) -> &str {
+        self.field(Field::Status)
+    }
+
+    pub(crate) fn idempotency_key(&self) -> &str {
+        self.field(Field::IdempotencyKey)
+    }
+
+    /// The business number a forwarded call was forwarded from, and its registration.
+    pub(crate) fn forwarded(&self) -> Option<(&str, Option<&str>)> {
+        match self.forwarding {
+            0 => None,
+            1 => Some((self.field(Field::Business), None)),
+            _ => Some((
+                self.field(Field::Business),
+                Some(self.field(Field::Registration)),
+            )),
+        }
+    }
+
     /// Whether admission control must count this call (one of its limits applies).
     pub(crate) fn counted(&self) -> bool {
-        self.agent
-            .as_ref()
-            .is_some_and(|(_, limit)| limit.is_some() || self.number_limit.is_some())
+        self.agent_limit
+            .is_some_and(|limit| limit.is_some() || self.number_limit.is_some())
     }
 
     fn key(&self) -> (&'static str, &str) {
-        (self.provider.as_str(), self.idempotency_key.as_str())
+        (self.provider.as_str(), self.idempotency_key())
     }
 }
 
@@ -585,7 +711,7 @@ async fn run(
             let mut seen = HashSet::with_capacity(batch.len());
             batch
                 .iter()
-                .map(|job| seen.insert((job.call.provider, job.call.idempotency_key.as_str())))
+                .map(|job| seen.insert((job.call.provider, job.call.idempotency_key())))
                 .collect()
         };
         let mut first_delivery = first_delivery.into_iter();
@@ -695,8 +821,8 @@ impl Job {
                     tracing::error!(
                         %error,
                         provider = self.call.provider.as_str(),
-                        number_id = %self.call.number_id,
-                        call_id = %self.call.carrier_call_id,
+                        number_id = %self.call.number_id(),
+                        call_id = %self.call.carrier_call_id(),
                         "an inbound call answered before its write could not be recorded"
                     );
                 }
@@ -759,7 +885,7 @@ async fn write_batch(
             .collect();
         let touch = context
             .notes
-            .to_touch(calls.iter().map(|c| c.number_id.as_str()), at);
+            .to_touch(calls.iter().map(|c| c.number_id()), at);
         let stale = last_call_stale(at);
         let records = context.record_conflicts.record_write(Instant::now());
         let touched =
@@ -802,7 +928,7 @@ async fn write_batch(
     }
     let touch = context
         .notes
-        .to_touch(calls.iter().map(|c| c.number_id.as_str()), at);
+        .to_touch(calls.iter().map(|c| c.number_id()), at);
     let touched = inbound_rows::touch_numbers(&txn, &touch, at, last_call_stale(at)).await?;
     // Every call's answer is inserted if absent, in key order, before anything else is written
     // for it: a call answered before writes nothing more.
@@ -825,7 +951,7 @@ async fn write_batch(
 /// recent, which is every busy number.)
 async fn lock_rows<C: ConnectionTrait>(txn: &C, calls: &[&PendingCall]) -> Result<()> {
     let backend = txn.get_database_backend();
-    let mut numbers: Vec<&str> = calls.iter().map(|c| c.number_id.as_str()).collect();
+    let mut numbers: Vec<&str> = calls.iter().map(|c| c.number_id()).collect();
     numbers.sort_unstable();
     numbers.dedup();
     let mut lock = Query::select();
@@ -837,8 +963,8 @@ async fn lock_rows<C: ConnectionTrait>(txn: &C, calls: &[&PendingCall]) -> Resul
     txn.query_all_raw(backend.build(&lock)).await?;
     let mut agents: Vec<&str> = calls
         .iter()
-        .filter_map(|c| match &c.agent {
-            Some((id, Some(_))) => Some(id.as_str()),
+        .filter_map(|c| match c.agent() {
+            Some((id, Some(_))) => Some(id),
             _ => None,
         })
         .collect();
@@ -880,7 +1006,7 @@ async fn write_plain<C: ConnectionTrait>(
         let stored =
             idempotency::Entity::insert_many(counted.iter().map(|c| idempotency::ActiveModel {
                 provider: Set(c.provider.as_str().to_owned()),
-                idempotency_key: Set(c.idempotency_key.clone()),
+                idempotency_key: Set(c.idempotency_key().to_owned()),
                 response_body: Set(c.admitted.clone()),
                 created_at: Set(at),
             }))
@@ -895,7 +1021,10 @@ async fn write_plain<C: ConnectionTrait>(
     }
     let is_fresh = |c: &PendingCall| {
         !c.counted()
-            || fresh_keys.contains(&(c.provider.as_str().to_owned(), c.idempotency_key.clone()))
+            || fresh_keys.contains(&(
+                c.provider.as_str().to_owned(),
+                c.idempotency_key().to_owned(),
+            ))
     };
     // The calls counted against a limit are written one by one afterwards (`write_counted`).
     let fresh: Vec<&PendingCall> = calls
@@ -911,7 +1040,7 @@ async fn write_plain<C: ConnectionTrait>(
     let mut seen = HashSet::new();
     let fresh: Vec<&PendingCall> = fresh
         .into_iter()
-        .filter(|c| seen.insert((c.provider, c.carrier_call_id.as_str())))
+        .filter(|c| seen.insert((c.provider, c.carrier_call_id())))
         .collect();
     let ids: Vec<String> = fresh.iter().map(|_| new_id()).collect();
     let rows: Vec<Row<'_>> = fresh
@@ -924,7 +1053,7 @@ async fn write_plain<C: ConnectionTrait>(
     let answered_before: Vec<String> = calls
         .iter()
         .filter(|c| !is_fresh(c))
-        .map(|c| c.idempotency_key.clone())
+        .map(|c| c.idempotency_key().to_owned())
         .collect();
     let mut first: HashMap<(String, String), String> = HashMap::new();
     if !answered_before.is_empty() {
@@ -993,7 +1122,7 @@ async fn write_counted<C: ConnectionTrait>(
                 Expr::value(document.as_str()),
             )
             .filter(idempotency::Column::Provider.eq(call.provider.as_str()))
-            .filter(idempotency::Column::IdempotencyKey.eq(call.idempotency_key.as_str()))
+            .filter(idempotency::Column::IdempotencyKey.eq(call.idempotency_key()))
             .exec(txn)
             .await?;
     }
@@ -1013,15 +1142,15 @@ async fn admit<C: ConnectionTrait>(
     call: &PendingCall,
     at: DateTime<Utc>,
 ) -> Result<Admission> {
-    let Some((agent_id, agent_limit)) = &call.agent else {
+    let Some((agent_id, agent_limit)) = call.agent() else {
         return Ok(Admission::Admitted);
     };
     let row = active_call::Entity::insert(active_call::ActiveModel {
         provider: Set(call.provider.as_str().to_owned()),
-        carrier_call_id: Set(call.carrier_call_id.clone()),
-        org_id: Set(call.org_id.clone()),
-        number_id: Set(call.number_id.clone()),
-        agent_id: Set(Some(agent_id.clone())),
+        carrier_call_id: Set(call.carrier_call_id().to_owned()),
+        org_id: Set(call.org_id().to_owned()),
+        number_id: Set(call.number_id().to_owned()),
+        agent_id: Set(Some(agent_id.to_owned())),
         started_at: Set(at),
     })
     .on_conflict_do_nothing()
@@ -1040,11 +1169,11 @@ async fn admit<C: ConnectionTrait>(
             .count(txn)
     };
     let verdict = if let Some(limit) = call.number_limit
-        && count(active_call::Column::NumberId, &call.number_id).await? > u64::from(limit)
+        && count(active_call::Column::NumberId, call.number_id()).await? > u64::from(limit)
     {
         Admission::NumberAtCapacity
     } else if let Some(limit) = agent_limit
-        && count(active_call::Column::AgentId, agent_id).await? > u64::from(*limit)
+        && count(active_call::Column::AgentId, agent_id).await? > u64::from(limit)
     {
         Admission::AtCapacity
     } else {
@@ -1052,7 +1181,7 @@ async fn admit<C: ConnectionTrait>(
     };
     active_call::Entity::delete_by_id((
         call.provider.as_str().to_owned(),
-        call.carrier_call_id.clone(),
+        call.carrier_call_id().to_owned(),
     ))
     .exec(txn)
     .await?;
