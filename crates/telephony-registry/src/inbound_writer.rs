@@ -209,7 +209,7 @@ pub(crate) struct PendingCall {
     pub provider: Provider,
     /// The text fields, one after another, and where each ends (see [`Field`]).
     text: Box<str>,
-    ends: [u32; Field::COUNT],
+    ends: [usize; Field::COUNT],
     pub number_limit: Option<u32>,
     /// Whether the call would reach an agent, and that agent's limit.
     agent_limit: Option<Option<u32>>,
@@ -277,10 +277,10 @@ impl PendingCall {
             registration,
         ];
         let mut text = String::with_capacity(fields.iter().map(|f| f.len()).sum());
-        let mut ends = [0u32; Field::COUNT];
+        let mut ends = [0; Field::COUNT];
         for (end, field) in ends.iter_mut().zip(fields) {
             text.push_str(field);
-            *end = u32::try_from(text.len()).unwrap_or(u32::MAX);
+            *end = text.len();
         }
         Self {
             provider: parts.provider,
@@ -302,9 +302,7 @@ impl PendingCall {
     fn field(&self, field: Field) -> &str {
         let index = field as usize;
         let start = if index == 0 { 0 } else { self.ends[index - 1] };
-        self.text
-            .get(start as usize..self.ends[index] as usize)
-            .unwrap_or_default()
+        self.text.get(start..self.ends[index]).unwrap_or_default()
     }
 
     pub(crate) fn carrier_call_id(&self) -> &str {
@@ -1200,6 +1198,50 @@ fn inserted(result: &sea_orm::TryInsertResult<u64>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pending_call_gives_back_each_of_its_fields() {
+        let parts = |agent, forwarded| CallParts {
+            provider: Provider::Twilio,
+            carrier_call_id: "CA0123",
+            org_id: "org-1",
+            number_id: "number-1",
+            e164: "+14155550100",
+            number_limit: Some(3),
+            agent,
+            status: "ringing",
+            forwarded,
+            idempotency_key: "voice:number-1:CA0123",
+        };
+        for (agent, forwarded) in [
+            (None, None),
+            (Some(("agent-1", None)), Some(("+12125550199", None))),
+            (
+                Some(("agent-2", Some(5))),
+                Some(("+12125550199", Some("reg-1"))),
+            ),
+            (Some(("", Some(1))), Some(("", Some("")))),
+        ] {
+            let call = PendingCall::new(&parts(agent, forwarded));
+            assert_eq!(call.carrier_call_id(), "CA0123");
+            assert_eq!(call.org_id(), "org-1");
+            assert_eq!(call.number_id(), "number-1");
+            assert_eq!(call.e164(), "+14155550100");
+            assert_eq!(call.number_limit, Some(3));
+            assert_eq!(call.agent(), agent);
+            assert_eq!(call.status(), "ringing");
+            assert_eq!(call.forwarded(), forwarded);
+            assert_eq!(call.idempotency_key(), "voice:number-1:CA0123");
+            assert_eq!(call.key(), ("twilio", "voice:number-1:CA0123"));
+            assert_eq!(call.counted(), agent.is_some(), "the number has a limit");
+            assert!(call.admitted.is_empty() && call.number_full.is_none());
+        }
+        let unlimited = PendingCall::new(&CallParts {
+            number_limit: None,
+            ..parts(Some(("agent-1", None)), None)
+        });
+        assert!(!unlimited.counted());
+    }
 
     fn at(seconds: i64) -> DateTime<Utc> {
         DateTime::from_timestamp(1_800_000_000 + seconds, 0).expect("a time")
