@@ -32,10 +32,11 @@
 //! On PostgreSQL the rows of the batch's numbers, and of its agents that have limits, are
 //! locked first in the order of their ids, and answers are inserted in key order, so batches
 //! of this and other instances wait for each other instead of deadlocking, and calls on one
-//! agent are counted one after the other across instances; a batch without counted calls is a
-//! single statement, whose records are a plain insert unless a batch of the last ten seconds
-//! found a record of one of its calls: a batch that finds one fails whole, writing nothing, and
-//! is written again with the upsert ([`RecordWrite`]). When a batch fails, its calls are
+//! agent are counted one after the other across instances; a batch without counted calls
+//! copies its records in (`COPY`), after one statement for its numbers and limits, unless a
+//! batch of the last ten seconds found a record of one of its calls: a batch that finds one
+//! fails whole, writing nothing, and is written again as a single statement that upserts its
+//! records ([`RecordWrite`]). When a batch fails, its calls are
 //! written again one per transaction (a deadlocked or busy one up to three times), so one bad
 //! call cannot fail the others.
 //! Correctness never depends on this process's queue: everything is decided inside the
@@ -886,27 +887,36 @@ async fn write_batch(
             .to_touch(calls.iter().map(|c| c.number_id()), at);
         let stale = last_call_stale(at);
         let records = context.record_conflicts.record_write(Instant::now());
-        let touched =
-            match inbound_rows::write_postgres_batch(db, &rows, &touch, at, stale, records).await {
-                Err(error)
-                    if records == RecordWrite::Insert
-                        && inbound_rows::is_record_conflict(&error) =>
-                {
-                    // The failed statement wrote nothing: the batch is written again, whole.
-                    context.record_conflicts.conflicted(Instant::now());
-                    metrics::counter!("telephony_inbound_record_conflicts_total").increment(1);
-                    inbound_rows::write_postgres_batch(
-                        db,
-                        &rows,
-                        &touch,
-                        at,
-                        stale,
-                        RecordWrite::Upsert,
-                    )
-                    .await?
-                }
-                written => written?,
-            };
+        let first = match (records, &db.inner) {
+            (
+                RecordWrite::Insert,
+                sea_orm::DatabaseConnectionType::SqlxPostgresPoolConnection(_),
+            ) => {
+                let pool = db.get_postgres_connection_pool();
+                inbound_rows::copy_postgres_batch(pool, &rows, &touch, at, stale).await
+            }
+            _ => inbound_rows::write_postgres_batch(db, &rows, &touch, at, stale, records).await,
+        };
+        let touched = match first {
+            Err(error)
+                if records == RecordWrite::Insert && inbound_rows::is_record_conflict(&error) =>
+            {
+                // The failed batch wrote nothing (its transaction rolled back): it is written
+                // again, whole.
+                context.record_conflicts.conflicted(Instant::now());
+                metrics::counter!("telephony_inbound_record_conflicts_total").increment(1);
+                inbound_rows::write_postgres_batch(
+                    db,
+                    &rows,
+                    &touch,
+                    at,
+                    stale,
+                    RecordWrite::Upsert,
+                )
+                .await?
+            }
+            written => written?,
+        };
         context.notes.noted(touched, at);
         return Ok(calls.iter().map(|call| admitted(call)).collect());
     }

@@ -1223,6 +1223,63 @@ db_test!(
 );
 
 db_test!(
+    call_ids_with_any_characters_are_recorded_as_sent_and_a_stale_call_on_a_limited_number_is_counted,
+    |env| {
+        // A CallSid is whatever the signed webhook says: tabs, newlines, backslashes and
+        // `\N` come back exactly (on PostgreSQL a batch's records are copied in as text,
+        // where those characters delimit and escape fields and rows).
+        let (org, conn) = twilio_org(&env.registry, "Acme").await;
+        let agent = new_agent(&env.registry, &org, None).await;
+        let limited = imported(&env.registry, &org, &conn, "+14155550100").await;
+        let free = imported(&env.registry, &org, &conn, "+14155550101").await;
+        let ids: [&str; 5] = ["CA\ttab\t", "CA\\N", "CA\nline\r\n", "\\.", "CA é ünïcode"];
+        let keys: Vec<String> = ids.iter().map(|id| format!("voice:{id}")).collect();
+        let calls: Vec<InboundCall<'_>> = ids
+            .iter()
+            .zip(&keys)
+            .map(|(id, key)| ringing(id, &free, Some(&agent), key))
+            .collect();
+        answer_burst(&env.registry, &calls).await;
+
+        // The route of `limited` was read before its limit was set: its call is answered at
+        // once, uncounted, and counted by its write, which sees the number's limit (the agent
+        // has none).
+        env.registry
+            .set_number_call_limit(&org, &limited.id, Some(3))
+            .await
+            .expect("number limit");
+        let stale = ringing("CA-stale", &limited, Some(&agent), "voice:CA-stale");
+        let answer = env
+            .registry
+            .answer_inbound_call(&stale, |admission| format!("{admission:?}"))
+            .await
+            .expect("answer");
+        assert_eq!(answer.admission, Some(Admission::Admitted));
+        env.registry.settle_inbound_calls().await;
+        assert_eq!(
+            env.registry
+                .active_calls_for_number(&limited.id)
+                .await
+                .expect("count"),
+            1
+        );
+
+        let recorded = env.registry.list_calls(&org, 100).await.expect("calls");
+        for id in ids.iter().chain(["CA-stale"].iter()) {
+            assert_eq!(
+                recorded
+                    .iter()
+                    .filter(|c| c.carrier_call_id == *id)
+                    .count(),
+                1,
+                "{id:?} recorded once, as sent"
+            );
+        }
+        assert_eq!(recorded.len(), 6, "nothing else recorded");
+    }
+);
+
+db_test!(
     a_dropped_registry_closes_its_writers_connections_and_leaves_a_shared_pool_working,
     |env| {
         // A second registry on the pool of the first (a service linking the crate may build
