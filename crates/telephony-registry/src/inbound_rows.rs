@@ -507,9 +507,9 @@ pub(crate) async fn copy_postgres_batch(
 ) -> Result<Vec<String>> {
     let agents: Vec<&str> = distinct(rows.iter().filter_map(|row| row.5));
     let batch_numbers: Vec<&str> = distinct(rows.iter().map(|row| row.3));
-    let mut txn = pool.begin().await.map_err(sqlx_error)?;
-    sqlx::raw_sql("LOCK TABLE call_records IN ROW EXCLUSIVE MODE")
-        .execute(&mut *txn)
+    // One round trip: the transaction begins with the lock.
+    let mut txn = pool
+        .begin_with("BEGIN; LOCK TABLE call_records IN ROW EXCLUSIVE MODE")
         .await
         .map_err(sqlx_error)?;
     let prelude = sqlx::query(POSTGRES_COPY_PRELUDE.as_str())
