@@ -309,6 +309,30 @@ pub(crate) async fn write_record<C: ConnectionTrait>(
     Ok(())
 }
 
+/// The common table expressions `locked` and `touched` of a PostgreSQL batch: the numbers of
+/// the JSON array of ids bound as parameter `ids` whose last-call time is older than `$2` or
+/// unset, locked one by one in the order of their ids, then given the time `$1`; `touched`
+/// returns their ids.
+///
+/// Each number is found by its key: the `LATERAL` subquery refers to the outer row and
+/// `OFFSET 0` keeps it from being merged into a join, so the plan is a nested loop over the
+/// ids whatever the table's size. (Written as `id IN (...)`, the planner read the whole
+/// `numbers` table in every batch while the table was small enough, a quarter of a small
+/// batch's time.)
+fn touch_stale_numbers(ids: usize) -> String {
+    format!(
+        "locked AS (SELECT n.id \
+                    FROM (SELECT DISTINCT number_id \
+                          FROM jsonb_array_elements_text(${ids}::jsonb) AS t(number_id) \
+                          ORDER BY number_id) AS b, \
+                    LATERAL (SELECT id FROM numbers WHERE id = b.number_id \
+                             AND (last_call_at IS NULL OR last_call_at < $2) \
+                             OFFSET 0 FOR UPDATE) AS n), \
+         touched AS (UPDATE numbers SET last_call_at = $1 \
+                     WHERE id IN (SELECT id FROM locked) RETURNING id)"
+    )
+}
+
 /// The whole write of a PostgreSQL batch without counted calls, as one statement (its own
 /// transaction, one round trip): data-modifying common table expressions over the batch, in
 /// the order of [`write_uncounted`], after the numbers whose last-call time is stale are locked
@@ -320,26 +344,14 @@ pub(crate) async fn write_record<C: ConnectionTrait>(
 /// `records` is the insert of the call records over `fresh` (see [`RecordWrite`]).
 ///
 /// The numbers are locked one by one, each found by its key, in the order of the batch's
-/// sorted distinct ids: the `LATERAL` subquery refers to the outer row and `OFFSET 0` keeps it
-/// from being merged into a join, so the plan is a nested loop over the ids whatever the
-/// table's size. (Written as `id IN (...)`, the planner read the whole `numbers` table in every
-/// batch while the table was small enough, a quarter of a small batch's time.)
+/// sorted distinct ids ([`touch_stale_numbers`]).
 fn postgres_batch(records: RecordWrite) -> String {
     let rows = rows_source(DbBackend::Postgres, 3);
     let records_source = "SELECT DISTINCT ON (provider, call_id) record_id, org_id, provider, \
                                   call_id, e164, 'inbound', status, $1, $1, number_id, agent_id \
                           FROM fresh ORDER BY provider, call_id";
     format!(
-        "WITH v AS ({rows}), \
-         locked AS (SELECT n.id \
-                    FROM (SELECT DISTINCT number_id \
-                          FROM jsonb_array_elements_text($4::jsonb) AS t(number_id) \
-                          ORDER BY number_id) AS b, \
-                    LATERAL (SELECT id FROM numbers WHERE id = b.number_id \
-                             AND (last_call_at IS NULL OR last_call_at < $2) \
-                             OFFSET 0 FOR UPDATE) AS n), \
-         touched AS (UPDATE numbers SET last_call_at = $1 \
-                     WHERE id IN (SELECT id FROM locked) RETURNING id), \
+        "WITH v AS ({rows}), {touched}, \
          fresh AS (SELECT * FROM v WHERE (SELECT count(*) FROM touched) >= 0), \
          active AS (INSERT INTO active_calls \
                         (provider, carrier_call_id, org_id, number_id, agent_id, started_at) \
@@ -356,6 +368,7 @@ fn postgres_batch(records: RecordWrite) -> String {
          SELECT (SELECT count(*) FROM active) + (SELECT count(*) FROM records) \
               + (SELECT count(*) FROM forwarded) AS written, \
                 (SELECT COALESCE(json_agg(id), '[]')::text FROM touched) AS touched",
+        touched = touch_stale_numbers(4),
         counted = counted_now("fresh"),
         records = match records {
             RecordWrite::Upsert => record_insert(records_source),
@@ -453,25 +466,19 @@ pub(crate) async fn write_postgres_batch<C: ConnectionTrait>(
 /// `agents` and `numbers`. The limited agents and numbers are read from their partial indexes
 /// once, as in [`counted_now`], and the batch's ids looked up in them.
 static POSTGRES_COPY_PRELUDE: LazyLock<String> = LazyLock::new(|| {
-    "WITH locked AS (SELECT n.id \
-                     FROM (SELECT DISTINCT number_id \
-                           FROM jsonb_array_elements_text($3::jsonb) AS t(number_id) \
-                           ORDER BY number_id) AS b, \
-                     LATERAL (SELECT id FROM numbers WHERE id = b.number_id \
-                              AND (last_call_at IS NULL OR last_call_at < $2) \
-                              OFFSET 0 FOR UPDATE) AS n), \
-          touched AS (UPDATE numbers SET last_call_at = $1 \
-                      WHERE id IN (SELECT id FROM locked) RETURNING id) \
-     SELECT (SELECT COALESCE(json_agg(id), '[]')::text FROM touched) AS touched, \
-            (SELECT COALESCE(json_agg(b.id), '[]')::text \
-             FROM jsonb_array_elements_text($4::jsonb) AS b(id) \
-             WHERE b.id IN (SELECT id FROM agents WHERE max_concurrent_calls IS NOT NULL)) \
-              AS agents, \
-            (SELECT COALESCE(json_agg(b.id), '[]')::text \
-             FROM jsonb_array_elements_text($5::jsonb) AS b(id) \
-             WHERE b.id IN (SELECT id FROM numbers WHERE max_concurrent_calls IS NOT NULL)) \
-              AS numbers"
-        .to_owned()
+    format!(
+        "WITH {touched} \
+         SELECT (SELECT COALESCE(json_agg(id), '[]')::text FROM touched) AS touched, \
+                (SELECT COALESCE(json_agg(b.id), '[]')::text \
+                 FROM jsonb_array_elements_text($4::jsonb) AS b(id) \
+                 WHERE b.id IN (SELECT id FROM agents WHERE max_concurrent_calls IS NOT NULL)) \
+                  AS agents, \
+                (SELECT COALESCE(json_agg(b.id), '[]')::text \
+                 FROM jsonb_array_elements_text($5::jsonb) AS b(id) \
+                 WHERE b.id IN (SELECT id FROM numbers WHERE max_concurrent_calls IS NOT NULL)) \
+                  AS numbers",
+        touched = touch_stale_numbers(3),
+    )
 });
 
 /// The `COPY` of a batch's call records, in the columns [`copy_records_text`] writes.
