@@ -273,10 +273,10 @@ pub async fn serve(config: Config) -> Result<(), CommandError> {
     let grace = config.shutdown_grace();
     // Not `axum::serve`: it gives hyper no timer, so a client trickling its headers would hold
     // a connection forever (see `server`).
-    let result = crate::server::serve_with_deadlines(
+    let result = crate::server::serve_with(
         listener,
         app,
-        config.client_deadlines(),
+        config.server_options(),
         shutdown_signal(grace),
     )
     .await

@@ -169,6 +169,11 @@ pub struct Config {
     #[arg(long, env = "TELEPHONY_BODY_READ_TIMEOUT_SECS", default_value_t = 30)]
     pub body_read_timeout_secs: u64,
 
+    /// How many threads serve HTTP connections, each with an event loop of its own; by default
+    /// one per CPU core the process may use. 0 serves them on the main runtime's workers.
+    #[arg(long, env = "TELEPHONY_SERVER_THREADS")]
+    pub server_threads: Option<usize>,
+
     /// Failed API-key authentications one client address may make per window before it is
     /// answered 429 (a per-instance brake, see docs/SECURITY.md); 0 turns it off.
     #[arg(long, env = "TELEPHONY_AUTH_FAILURE_LIMIT", default_value_t = 20)]
@@ -285,6 +290,17 @@ impl Config {
         crate::server::ClientDeadlines {
             header_read: crate::server::HEADER_READ_TIMEOUT,
             body_read: Duration::from_secs(self.body_read_timeout_secs.max(1)),
+        }
+    }
+
+    /// How the server runs: the client deadlines and its connection threads.
+    #[must_use]
+    pub fn server_options(&self) -> crate::server::ServerOptions {
+        crate::server::ServerOptions {
+            deadlines: self.client_deadlines(),
+            threads: self
+                .server_threads
+                .unwrap_or_else(crate::server::default_threads),
         }
     }
 

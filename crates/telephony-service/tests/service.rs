@@ -11,6 +11,7 @@ mod service {
     pub mod managed;
     pub mod paging;
     pub mod route_cache;
+    pub mod server;
     pub mod story;
     pub mod support;
     pub mod tenants;
