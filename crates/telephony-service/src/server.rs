@@ -170,8 +170,9 @@ pub struct ServerOptions {
     /// the host), every connection waits for it, milliseconds at a time, while the other core
     /// idles: the kernel does not move a thread that ran within the last half millisecond.
     /// With an event loop per thread, only that thread's connections wait. On the two-core
-    /// benchmark host this halved the machine's idle time under load and raised the gateway's
-    /// throughput by about a tenth (`docs/PERFORMANCE.md`, session 23).
+    /// benchmark host this about halved the machine's idle time under load in most runs and
+    /// raised the gateway's throughput by about 5 % (2.5 to 8 % in interleaved pairs of the
+    /// final build; `docs/PERFORMANCE.md`, session 23).
     pub threads: usize,
 }
 
