@@ -4,6 +4,12 @@
 //!
 //! Its own test binary: it counts every byte the process allocates (`cap`), which other tests
 //! running beside it would disturb.
+//!
+//! The runtime has one thread, so the upkeep folds between the rounds of recording, never
+//! during one. A fold that meets a recording in flight can lose samples in the exporter's
+//! sample store (metrics-util 0.20's `AtomicBucket`: a recording that starts a new block
+//! publishes it before linking the blocks behind it, and a fold in between misses them); that
+//! race is the library's, and here it would only make the count below uncertain.
 
 use std::alloc::System;
 use std::time::Duration;
@@ -45,8 +51,7 @@ async fn webhook_latencies_recorded_while_nobody_scrapes_metrics_take_bounded_me
         most < SAMPLES * 4,
         "{SAMPLES} latencies grew the heap by up to {most} bytes: samples are kept, not folded"
     );
-    // The exporter's lock-free sample store can drop a sample recorded at the very moment it
-    // is folded (by this upkeep or by a scrape of `/metrics` alike): the count may miss a few.
+    // Every sample was folded once: none lost, none counted twice.
     let rendered = handle.render();
     let prefix = format!("{WEBHOOK_LATENCY}_count{{route=\"{route}\"}} ");
     let counted: Option<usize> = rendered
@@ -54,7 +59,7 @@ async fn webhook_latencies_recorded_while_nobody_scrapes_metrics_take_bounded_me
         .find_map(|line| line.strip_prefix(prefix.as_str()))
         .and_then(|count| count.parse().ok());
     assert!(
-        counted.is_some_and(|counted| counted <= SAMPLES + 1 && counted > SAMPLES - SAMPLES / 1000),
+        counted == Some(SAMPLES + 1),
         "the folded samples are all in /metrics: counted {counted:?} of {}",
         SAMPLES + 1
     );
