@@ -2,8 +2,10 @@
 //! PostgreSQL (several gateway instances sharing one server).
 //!
 //! The schema is written once with sea-query's builder so the same migration runs on both
-//! back ends. Every identifier column is text (UUIDs rendered as strings) and every JSON column
-//! is text holding serialized JSON, so nothing depends on a back end's native UUID or JSON type.
+//! back ends; one migration is SQLite's alone (`m20261207_000010_sqlite_call_key`: call records
+//! unique by a compact key of their call id, [`sqlite_call_key`]). Every identifier column is
+//! text (UUIDs rendered as strings) and every JSON column is text holding serialized JSON, so
+//! nothing depends on a back end's native UUID or JSON type.
 //!
 //! This crate knows table and column names and nothing else: no entity, no workflow, no
 //! carrier. Only `telephony-registry` reads or writes these tables. Migrations are append-only:
@@ -20,6 +22,9 @@ mod m20261121_000006_test_calls_and_expiry;
 mod m20261122_000007_route_changes;
 mod m20261204_000008_call_routing;
 mod m20261205_000009_limit_indexes;
+mod m20261207_000010_sqlite_call_key;
+
+pub use m20261207_000010_sqlite_call_key::sqlite_call_key;
 
 /// Applies the registry schema. `Migrator::up(db, None)` applies every pending migration and is
 /// a no-op on an up-to-date database.
@@ -39,6 +44,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000007_route_changes::Migration),
             Box::new(m20261204_000008_call_routing::Migration),
             Box::new(m20261205_000009_limit_indexes::Migration),
+            Box::new(m20261207_000010_sqlite_call_key::Migration),
         ]
     }
 }

@@ -115,10 +115,22 @@ impl Registry {
             .duration_secs
             .map(|d| i64::try_from(d).unwrap_or(i64::MAX));
         let at = now();
+        let backend = self.db.get_database_backend();
         let find = || {
-            call_record::Entity::find()
+            let query = call_record::Entity::find()
                 .filter(call_record::Column::Provider.eq(update.provider.as_str()))
-                .filter(call_record::Column::CarrierCallId.eq(update.carrier_call_id.as_str()))
+                .filter(call_record::Column::CarrierCallId.eq(update.carrier_call_id.as_str()));
+            match backend {
+                // Found by its key, from the call-id index (see `sqlite_call_key`).
+                DbBackend::Sqlite => query.filter(Expr::cust_with_values(
+                    format!(
+                        "call_key = (SELECT {} FROM (SELECT ? AS p, ? AS i))",
+                        telephony_migrations::sqlite_call_key("p", "i")
+                    ),
+                    [update.provider.as_str(), update.carrier_call_id.as_str()],
+                )),
+                _ => query,
+            }
         };
         let record = match find().one(&self.db).await? {
             Some(row) => self.update_call_row(row, &update, duration).await?,

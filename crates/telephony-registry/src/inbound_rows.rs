@@ -139,7 +139,7 @@ fn quoted(statuses: &[&str]) -> String {
 /// (`ix_agents_limited`, `ix_numbers_limited`: few rows), not looked up for every call: SQLite
 /// makes each list a small in-memory index, and PostgreSQL a hashed subplan, so a batch reads
 /// two small indexes once instead of two tables' keys for each call.
-fn counted_now(source: &str) -> String {
+fn counted_now(backend: DbBackend, source: &str) -> String {
     format!(
         "{source}.agent_id IS NOT NULL \
          AND ({source}.agent_id IN (SELECT id FROM agents \
@@ -147,11 +147,40 @@ fn counted_now(source: &str) -> String {
               OR {source}.number_id IN (SELECT id FROM numbers \
                                         WHERE max_concurrent_calls IS NOT NULL)) \
          AND NOT EXISTS (SELECT 1 FROM call_records r \
-                         WHERE r.provider = {source}.provider \
-                           AND r.carrier_call_id = {source}.call_id \
+                         WHERE {by_call} \
                            AND r.org_id = {source}.org_id AND r.status IN ({finals}))",
+        by_call = record_by_call_id(
+            backend,
+            "r",
+            &format!("{source}.provider"),
+            &format!("{source}.call_id")
+        ),
         finals = quoted(&CALL_RECORD_FINAL),
     )
+}
+
+/// The condition that `record` (a `call_records` alias) is the record of the call whose
+/// provider and carrier call id are the SQL expressions `provider` and `call_id`, written so
+/// that the back end answers it from its call-id index: on SQLite the index is on the call's
+/// compact key (`call_key`, see [`telephony_migrations::sqlite_call_key`]), on PostgreSQL on
+/// the provider and the id.
+fn record_by_call_id(backend: DbBackend, record: &str, provider: &str, call_id: &str) -> String {
+    match backend {
+        DbBackend::Sqlite => format!(
+            "{record}.call_key = {key} AND {record}.provider = {provider} \
+             AND {record}.carrier_call_id = {call_id}",
+            key = telephony_migrations::sqlite_call_key(provider, call_id),
+        ),
+        _ => format!("{record}.provider = {provider} AND {record}.carrier_call_id = {call_id}"),
+    }
+}
+
+/// The conflict target of the records' upsert: the unique call-id index of the back end.
+fn call_id_conflict(backend: DbBackend) -> &'static str {
+    match backend {
+        DbBackend::Sqlite => "(call_key)",
+        _ => "(provider, carrier_call_id)",
+    }
 }
 
 /// The columns the records' insert writes, and the upsert that follows it: a record already
@@ -159,7 +188,7 @@ fn counted_now(source: &str) -> String {
 /// takes the new status unless a non-final one would replace a final one or `in-progress`,
 /// and learns the number and agent if it did not know them; another organization's record is
 /// left alone.
-fn record_insert(source: &str) -> String {
+fn record_insert(backend: DbBackend, source: &str) -> String {
     let newer = format!(
         "(excluded.status IN ({finals}) OR call_records.status NOT IN ({answered}))",
         finals = quoted(&CALL_RECORD_FINAL),
@@ -167,7 +196,7 @@ fn record_insert(source: &str) -> String {
     );
     format!(
         "{insert} \
-         ON CONFLICT (provider, carrier_call_id) DO UPDATE \
+         ON CONFLICT {target} DO UPDATE \
          SET status = CASE WHEN {newer} THEN excluded.status ELSE call_records.status END, \
              updated_at = CASE WHEN {newer} THEN excluded.updated_at \
                                ELSE call_records.updated_at END, \
@@ -177,6 +206,7 @@ fn record_insert(source: &str) -> String {
            AND ({newer} OR call_records.number_id IS NULL \
                 OR (call_records.agent_id IS NULL AND excluded.agent_id IS NOT NULL))",
         insert = record_plain_insert(source),
+        target = call_id_conflict(backend),
     )
 }
 
@@ -206,9 +236,9 @@ fn statements(backend: DbBackend) -> Statements {
              SELECT provider, call_id, org_id, number_id, agent_id, {at} FROM ({rows}) AS v \
              WHERE {counted} ORDER BY provider, call_id \
              ON CONFLICT DO NOTHING",
-            counted = counted_now("v"),
+            counted = counted_now(backend, "v"),
         ),
-        records: record_insert(&records_source),
+        records: record_insert(backend, &records_source),
         forwarded: format!(
             "INSERT INTO forwarded_calls \
                  (provider, carrier_call_id, org_id, number_id, business_number, \
@@ -369,9 +399,9 @@ fn postgres_batch(records: RecordWrite) -> String {
               + (SELECT count(*) FROM forwarded) AS written, \
                 (SELECT COALESCE(json_agg(id), '[]')::text FROM touched) AS touched",
         touched = touch_stale_numbers(4),
-        counted = counted_now("fresh"),
+        counted = counted_now(DbBackend::Postgres, "fresh"),
         records = match records {
-            RecordWrite::Upsert => record_insert(records_source),
+            RecordWrite::Upsert => record_insert(DbBackend::Postgres, records_source),
             RecordWrite::Insert => record_plain_insert(records_source),
         },
     )

@@ -66,7 +66,8 @@ use crate::registry::{new_id, now};
 /// parameter, so the size is not bound by the databases' parameter limits). Under a
 /// closed-loop load the writer fills batches; a larger batch shares one commit (one fsync) among
 /// more calls, and more of its calls' entries in the random call-id index
-/// (`ux_call_records_provider_call`) share a page, each of which a commit writes to the log once
+/// (`ux_call_records_provider_call`; on SQLite `ux_call_records_call_key`) share a page, each of
+/// which a commit writes to the log once
 /// (docs/PERFORMANCE.md, session 20). It also bounds how long a call that waits for its write
 /// (a counted call) can wait behind a batch being written: on SQLite, a full batch is about
 /// 30 ms of its thread on a 2-core machine.

@@ -171,6 +171,80 @@ db_test!(call_records_are_upserted_and_seen_by_diagnostics, |env| {
 });
 
 db_test!(
+    call_ids_of_every_shape_are_each_one_record_and_found_again,
+    |env| {
+        // On SQLite a record is unique by a compact key of its call id: a Twilio `CallSid`'s
+        // 16 bytes, any other id's text. Ids that differ only where the key could confuse them
+        // are different calls, and each status callback finds its own record.
+        let (org, _) = twilio_org(&env.registry, "Acme").await;
+        let sid = "CA0123456789abcdef0123456789abcdef";
+        let calls = [
+            (Provider::Twilio, sid.to_owned()),
+            (Provider::Twilio, sid.to_uppercase()),
+            (
+                Provider::Twilio,
+                "CA0123456789ABCDEF0123456789abcdef".to_owned(),
+            ),
+            (
+                Provider::Twilio,
+                "CB0123456789abcdef0123456789abcdef".to_owned(),
+            ),
+            (Provider::Twilio, sid[..33].to_owned()),
+            (Provider::Twilio, format!("{sid}0")),
+            (
+                Provider::Twilio,
+                "CA0123456789abcdef0123456789abcdeg".to_owned(),
+            ),
+            (Provider::Twilio, format!("twilio:{sid}")),
+            (
+                Provider::Twilio,
+                "v3:Ux3q8hZ5-ExampleCallControlId".to_owned(),
+            ),
+            (Provider::Telnyx, sid.to_owned()),
+            (
+                Provider::Telnyx,
+                "v3:Ux3q8hZ5-ExampleCallControlId".to_owned(),
+            ),
+        ];
+        let update = |provider: Provider, call_id: &str, status: &str| CallUpdate {
+            org_id: org.clone(),
+            provider,
+            carrier_call_id: call_id.to_owned(),
+            number: "+14155550101".into(),
+            direction: Direction::Inbound,
+            status: status.into(),
+            duration_secs: None,
+            ended_at: None,
+        };
+        let mut ids = std::collections::HashSet::new();
+        for (provider, call_id) in &calls {
+            let first = env
+                .registry
+                .record_call(update(*provider, call_id, "ringing"))
+                .await
+                .expect("ringing");
+            assert!(
+                ids.insert(first.id),
+                "{provider:?} {call_id} is a call of its own"
+            );
+        }
+        for (provider, call_id) in &calls {
+            let last = env
+                .registry
+                .record_call(update(*provider, call_id, "completed"))
+                .await
+                .expect("completed");
+            assert!(ids.contains(&last.id), "{provider:?} {call_id} found again");
+            assert_eq!(last.carrier_call_id, *call_id);
+            assert_eq!(last.status, "completed");
+        }
+        let listed = env.registry.list_calls(&org, 100).await.expect("calls");
+        assert_eq!(listed.len(), calls.len());
+        assert!(listed.iter().all(|call| call.status == "completed"));
+    }
+);
+
+db_test!(
     two_instances_racing_to_import_one_number_cannot_both_win,
     |env| {
         let (acme, acme_conn) = twilio_org(&env.registry, "Acme").await;

@@ -1223,6 +1223,75 @@ db_test!(
 );
 
 db_test!(
+    twilio_call_sids_in_a_burst_merge_with_their_status_callbacks_and_are_each_counted_once,
+    |env| {
+        // Call ids in the form of Twilio's (`CA` and 32 lowercase hexadecimal digits), which
+        // SQLite keys by the 16 bytes they spell: the burst's upsert, the status callbacks'
+        // lookup and the count of calls in progress all meet on the same records.
+        let (org, conn) = twilio_org(&env.registry, "Acme").await;
+        let agent = new_agent(&env.registry, &org, None).await;
+        let number = imported(&env.registry, &org, &conn, "+14155550101").await;
+        let sid = |i: u128| {
+            format!(
+                "CA{:032x}",
+                i.wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835)
+            )
+        };
+        for (i, status) in [(3, "initiated"), (7, "completed"), (11, "in-progress")] {
+            env.registry
+                .record_call(report(&org, &sid(i), &number.e164, status))
+                .await
+                .expect("status callback");
+        }
+        let ids: Vec<String> = (0..20).map(sid).collect();
+        let keys: Vec<String> = ids.iter().map(|id| format!("voice:{id}")).collect();
+        let calls: Vec<InboundCall<'_>> = ids
+            .iter()
+            .zip(&keys)
+            .map(|(id, key)| ringing(id, &number, Some(&agent), key))
+            .collect();
+        for answer in answer_burst(&env.registry, &calls).await {
+            assert_eq!(answer.body, "Admitted");
+        }
+        env.registry.settle_inbound_calls().await;
+        let ended = env
+            .registry
+            .record_call(report(&org, &sid(5), &number.e164, "completed"))
+            .await
+            .expect("a status callback after the burst");
+        let recorded = env.registry.list_calls(&org, 1000).await.expect("calls");
+        assert_eq!(recorded.len(), 20, "every call recorded once");
+        for (i, id) in ids.iter().enumerate() {
+            let record = recorded
+                .iter()
+                .find(|c| &c.carrier_call_id == id)
+                .unwrap_or_else(|| panic!("{id} recorded"));
+            let expected = match i {
+                5 | 7 => "completed",
+                11 => "in-progress",
+                _ => "ringing",
+            };
+            assert_eq!(record.status, expected, "{id}");
+            if i == 5 {
+                assert_eq!(record.id, ended.id, "the callback found the burst's record");
+            }
+        }
+        let agent = env
+            .registry
+            .update_agent(&org, &agent.id, media_agent(Some(100)))
+            .await
+            .expect("limit");
+        assert_eq!(
+            env.registry
+                .active_calls_for_agent(&agent.id)
+                .await
+                .expect("count"),
+            18
+        );
+    }
+);
+
+db_test!(
     call_ids_with_any_characters_are_recorded_as_sent_and_a_stale_call_on_a_limited_number_is_counted,
     |env| {
         // A CallSid is whatever the signed webhook says: tabs, newlines, backslashes and

@@ -168,3 +168,103 @@ db_test!(
         }
     }
 );
+
+db_test!(
+    records_written_before_the_compact_call_key_keep_their_identity_after_it,
+    |env| {
+        // Migration 10 keys SQLite's call records by a compact form of their call id (nothing
+        // changes on PostgreSQL). Records written before it are keyed when it runs: their status
+        // callbacks find them, and the index still refuses a second record of a call.
+        let (org, _) = crate::twilio_org(&env.registry, "Acme").await;
+        let sid = "CA0123456789abcdef0123456789abcdef";
+        let update = |call_id: &str, status: &str| telephony_registry::CallUpdate {
+            org_id: org.clone(),
+            provider: telephony_carrier::Provider::Twilio,
+            carrier_call_id: call_id.to_owned(),
+            number: "+14155550101".into(),
+            direction: telephony_registry::Direction::Inbound,
+            status: status.to_owned(),
+            duration_secs: None,
+            ended_at: None,
+        };
+        Migrator::down(&env.db, Some(1)).await.expect("down one");
+        let backend = env.db.get_database_backend();
+        for call_id in [sid, "CA1"] {
+            env.db
+                .execute_raw(Statement::from_string(
+                    backend,
+                    format!(
+                        "INSERT INTO call_records (id, org_id, provider, carrier_call_id, number, \
+                         direction, status, started_at, updated_at) \
+                         VALUES ('before-{call_id}', '{org}', 'twilio', '{call_id}', \
+                         '+14155550101', 'inbound', 'ringing', '2026-12-07T00:00:00Z', \
+                         '2026-12-07T00:00:00Z')"
+                    ),
+                ))
+                .await
+                .expect("a record written before the migration");
+        }
+        Migrator::up(&env.db, None).await.expect("up again");
+        for call_id in [sid, "CA1"] {
+            let record = env
+                .registry
+                .record_call(update(call_id, "completed"))
+                .await
+                .expect("status callback");
+            assert_eq!(record.id, format!("before-{call_id}"));
+            assert_eq!(record.status, "completed");
+            let again = env
+                .db
+                .execute_raw(Statement::from_string(
+                    backend,
+                    format!(
+                        "INSERT INTO call_records (id, org_id, provider, carrier_call_id, number, \
+                         direction, status, started_at, updated_at) \
+                         VALUES ('again-{call_id}', '{org}', 'twilio', '{call_id}', \
+                         '+14155550101', 'inbound', 'ringing', '2026-12-07T00:00:00Z', \
+                         '2026-12-07T00:00:00Z')"
+                    ),
+                ))
+                .await;
+            assert!(again.is_err(), "{call_id}: a second record refused");
+        }
+        assert_eq!(
+            env.registry
+                .list_calls(&org, 10)
+                .await
+                .expect("calls")
+                .len(),
+            2
+        );
+        if backend == sea_orm::DatabaseBackend::Sqlite {
+            let rows = env
+                .db
+                .query_all_raw(Statement::from_string(
+                    backend,
+                    "SELECT name FROM sqlite_master WHERE type = 'index' \
+                     AND tbl_name = 'call_records' AND name LIKE 'ux_%' ORDER BY name",
+                ))
+                .await
+                .expect("indexes");
+            let names: Vec<String> = rows
+                .iter()
+                .map(|row| row.try_get::<String>("", "name").expect("name"))
+                .collect();
+            assert_eq!(names, ["ux_call_records_call_key"]);
+            let key = env
+                .db
+                .query_one_raw(Statement::from_string(
+                    backend,
+                    format!(
+                        "SELECT typeof(call_key) AS kind, length(call_key) AS size \
+                         FROM call_records WHERE carrier_call_id = '{sid}'"
+                    ),
+                ))
+                .await
+                .expect("key")
+                .expect("a row");
+            assert_eq!(key.try_get::<String>("", "kind").expect("kind"), "blob");
+            assert_eq!(key.try_get::<i64>("", "size").expect("size"), 16);
+        }
+    }
+);
