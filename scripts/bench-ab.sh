@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # A quick side-by-side of two gateway builds on this machine (see docs/PERFORMANCE.md): seeds a
-# fresh database, starts the gateway binary of GWBIN (default: this checkout's release build),
-# and drives signed voice webhooks at it, each a new call (webhook-load signs a pool of requests
-# with unique CallSids from the seed's templates before each phase): 1,000 req/s open loop for
+# fresh database, starts the gateway binary of GWBIN (default: this checkout's release build;
+# its telephony-seed too, when GWBIN has one) and drives signed voice webhooks at it, each a
+# new call (webhook-load signs a pool of requests with unique CallSids from the seed's
+# templates before each phase): 1,000 req/s open loop for
 # 6 s (p50/p99/p999), then 32 connections closed loop for 5 s (throughput). Prints one JSON line
 # per phase; its "repeated" counts requests sent again because the phase outgrew the pool. The
 # closed loop also reports the gateway's and the load generator's CPU per request, and a line
@@ -14,13 +15,17 @@
 #   DB=postgres GWBIN=/tmp/old-target/release scripts/bench-ab.sh   # another build, PostgreSQL
 # Settings: DB (sqlite | postgres, in a fresh database tg_ab on 127.0.0.1:5432), NUMBERS (1000),
 # CALLED (how many of them the requests call; default all), GWBIN, CLOSED_POOL (distinct
-# requests for the closed loop, default 130,000 per second of it), HISTORY, AFTER_SEED_SQL and
-# REF (below). Run builds alternately, several times: this machine's speed drifts by up to 1.7x
-# over seconds, so single runs are noisy.
+# requests for the closed loop, default 130,000 per second of it), HISTORY, BEFORE_HISTORY_SQL,
+# AFTER_SEED_SQL and REF (below). Run builds alternately, several times: this machine's speed
+# drifts by up to 1.7x over seconds, so single runs are noisy.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=$(cargo metadata --format-version 1 --no-deps | jq -r .target_directory)/release
 GW=${GWBIN:-$BIN}/telephony-gateway
+# The seed of the same build when GWBIN holds one: it migrates the database to that build's
+# schema.
+SEED=$BIN/telephony-seed
+[ -x "${GWBIN:-$BIN}/telephony-seed" ] && SEED=${GWBIN:-$BIN}/telephony-seed
 W=$(mktemp -d)
 gw=""
 cleanup() { [ -n "$gw" ] && kill "$gw" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$W"; }
@@ -35,18 +40,27 @@ PUBLIC_URL=http://127.0.0.1:18082
 export TELEPHONY_DATABASE_URL=$URL TELEPHONY_PUBLIC_URL=$PUBLIC_URL TELEPHONY_LISTEN=127.0.0.1:18082 \
   TELEPHONY_MASTER_KEY_FILE="$W/master.key" TELEPHONY_AGENT_TOKEN_KEY_FILE="$W/agent.key"
 "$GW" keys init >/dev/null 2>&1
-"$BIN/telephony-seed" --database-url "$URL" --master-key-file "$W/master.key" --public-url "$PUBLIC_URL" \
+"$SEED" --database-url "$URL" --master-key-file "$W/master.key" --public-url "$PUBLIC_URL" \
   --manifest "$W/manifest.json" --orgs 100 --connections-per-org 2 --numbers "${NUMBERS:-1000}" \
   --templates-out "$W/templates.jsonl" ${CALLED:+--called-numbers "$CALLED"} >/dev/null 2>&1
-# Runs the SQL on standard input on the seeded database (psql, or the sqlite3 shell), stopping
-# at the first error.
+# Runs the SQL on standard input on the seeded database (psql, or SQLite through Python's
+# pysqlite3, `pip install pysqlite3-binary`: the schema's call key uses `unhex`, which needs
+# SQLite 3.41, newer than Debian 12's sqlite3 shell), stopping at the first error.
 db_sql() {
   if [ "${DB:-sqlite}" = postgres ]; then
     psql -q -h 127.0.0.1 -U postgres -d tg_ab -v ON_ERROR_STOP=1 >/dev/null
   else
-    sqlite3 -bail "$W/gw.db" >/dev/null
+    python3 -c 'import sys, pysqlite3.dbapi2 as sqlite
+db = sqlite.connect(sys.argv[1])
+db.executescript(sys.stdin.read())
+db.commit()' "$W/gw.db"
   fi
 }
+# BEFORE_HISTORY_SQL: SQL run on the seeded database before HISTORY's records are inserted: a
+# schema change (an index) that the history's inserts should shape as a running gateway's do.
+if [ -n "${BEFORE_HISTORY_SQL:-}" ]; then
+  db_sql <<<"$BEFORE_HISTORY_SQL"
+fi
 # HISTORY=N: N call records (finished calls of a day before, random call ids) inserted before
 # the run, as in a gateway that has answered N calls, then checkpointed.
 if [ "${HISTORY:-0}" -gt 0 ]; then
