@@ -7,8 +7,9 @@
 //! `CallSid` (`CA` and 32 lowercase hexadecimal digits, 34 bytes of text) is keyed by the 16
 //! bytes its digits spell; any other id by its text behind its provider's name. The index's
 //! entries are half as long, so it has half the leaves, and a checkpoint finds more of them
-//! dirtied more than once (measured with 700,000 records: 18 to 29 % more calls a second and
-//! 4 to 6 µs less of the gateway's CPU a call; docs/PERFORMANCE.md, session 25).
+//! dirtied more than once (measured in interleaved pairs with 700,000 and 1,000,000 records:
+//! 18 to 32 % more calls a second, 4 to 6 µs less of the gateway's CPU a call; four runs of
+//! the full benchmark did not tell the builds apart: docs/PERFORMANCE.md, session 25).
 //!
 //! The key is a virtual generated column, `call_key`, computed by SQLite from `provider` and
 //! `carrier_call_id` ([`sqlite_call_key`]), with the unique index `ux_call_records_call_key`
