@@ -169,6 +169,26 @@ db_test!(
     }
 );
 
+/// Writes a ringing Twilio call record `id` of `org` for `call_id` with SQL, as a gateway of any
+/// version would have (the test's own constants are the values).
+async fn insert_record(
+    db: &sea_orm::DatabaseConnection,
+    id: &str,
+    org: &str,
+    call_id: &str,
+) -> Result<sea_orm::ExecResult, sea_orm::DbErr> {
+    db.execute_raw(Statement::from_string(
+        db.get_database_backend(),
+        format!(
+            "INSERT INTO call_records (id, org_id, provider, carrier_call_id, number, direction, \
+             status, started_at, updated_at) \
+             VALUES ('{id}', '{org}', 'twilio', '{call_id}', '+14155550101', 'inbound', \
+             'ringing', '2026-12-07T00:00:00Z', '2026-12-07T00:00:00Z')"
+        ),
+    ))
+    .await
+}
+
 db_test!(
     records_written_before_the_compact_call_key_keep_their_identity_after_it,
     |env| {
@@ -190,17 +210,7 @@ db_test!(
         Migrator::down(&env.db, Some(1)).await.expect("down one");
         let backend = env.db.get_database_backend();
         for call_id in [sid, "CA1"] {
-            env.db
-                .execute_raw(Statement::from_string(
-                    backend,
-                    format!(
-                        "INSERT INTO call_records (id, org_id, provider, carrier_call_id, number, \
-                         direction, status, started_at, updated_at) \
-                         VALUES ('before-{call_id}', '{org}', 'twilio', '{call_id}', \
-                         '+14155550101', 'inbound', 'ringing', '2026-12-07T00:00:00Z', \
-                         '2026-12-07T00:00:00Z')"
-                    ),
-                ))
+            insert_record(&env.db, &format!("before-{call_id}"), &org, call_id)
                 .await
                 .expect("a record written before the migration");
         }
@@ -213,19 +223,7 @@ db_test!(
                 .expect("status callback");
             assert_eq!(record.id, format!("before-{call_id}"));
             assert_eq!(record.status, "completed");
-            let again = env
-                .db
-                .execute_raw(Statement::from_string(
-                    backend,
-                    format!(
-                        "INSERT INTO call_records (id, org_id, provider, carrier_call_id, number, \
-                         direction, status, started_at, updated_at) \
-                         VALUES ('again-{call_id}', '{org}', 'twilio', '{call_id}', \
-                         '+14155550101', 'inbound', 'ringing', '2026-12-07T00:00:00Z', \
-                         '2026-12-07T00:00:00Z')"
-                    ),
-                ))
-                .await;
+            let again = insert_record(&env.db, &format!("again-{call_id}"), &org, call_id).await;
             assert!(again.is_err(), "{call_id}: a second record refused");
         }
         assert_eq!(
