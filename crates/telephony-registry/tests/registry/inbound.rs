@@ -1156,6 +1156,19 @@ db_test!(
     }
 );
 
+/// Sets a limit of 100 calls on `agent` of `org` and returns how many of its calls in progress
+/// the limit found.
+async fn count_once_limited(registry: &Registry, org: &str, agent: &str) -> u64 {
+    let agent = registry
+        .update_agent(org, agent, media_agent(Some(100)))
+        .await
+        .expect("limit");
+    registry
+        .active_calls_for_agent(&agent.id)
+        .await
+        .expect("count")
+}
+
 db_test!(
     a_burst_finding_records_of_some_of_its_calls_merges_them_and_writes_every_call_once,
     |env| {
@@ -1207,18 +1220,7 @@ db_test!(
         }
         // The overtaken records learned the agent from their webhooks: a limit set now counts
         // every call not over (all 60 but the completed CA-x-07).
-        let agent = env
-            .registry
-            .update_agent(&org, &agent.id, media_agent(Some(100)))
-            .await
-            .expect("limit");
-        assert_eq!(
-            env.registry
-                .active_calls_for_agent(&agent.id)
-                .await
-                .expect("count"),
-            59
-        );
+        assert_eq!(count_once_limited(&env.registry, &org, &agent.id).await, 59);
     }
 );
 
@@ -1276,18 +1278,7 @@ db_test!(
                 assert_eq!(record.id, ended.id, "the callback found the burst's record");
             }
         }
-        let agent = env
-            .registry
-            .update_agent(&org, &agent.id, media_agent(Some(100)))
-            .await
-            .expect("limit");
-        assert_eq!(
-            env.registry
-                .active_calls_for_agent(&agent.id)
-                .await
-                .expect("count"),
-            18
-        );
+        assert_eq!(count_once_limited(&env.registry, &org, &agent.id).await, 18);
     }
 );
 
