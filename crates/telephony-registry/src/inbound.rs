@@ -245,7 +245,9 @@ impl Registry {
     /// webhook's answer the same on any instance without reading anything. This registry's
     /// methods that read or change calls wait for those writes first
     /// ([`Registry::settle_inbound_calls`]); other instances see them a batch later (up to
-    /// 50 ms, the batch's linger, plus its commit; a read waits at most 2 s). A process killed in between loses the record of
+    /// 50 ms, the batch's linger, plus its commit; under a load the writer cannot keep up
+    /// with, also the calls queued before them: up to 32,768 on SQLite and 8,192 on
+    /// PostgreSQL; a read waits at most 2 s). A process killed in between loses the record of
     /// a call it answered, which the carrier's status callback for the call writes again; a
     /// failed write is logged and counted (`telephony_inbound_write_failures_total`).
     ///
@@ -304,7 +306,8 @@ impl Registry {
     /// Waits until the inbound calls this registry answered before their write (see
     /// [`Registry::answer_inbound_call`]) are written. Every method of this registry that reads
     /// or changes calls does this first, so it sees the calls it answered; another instance
-    /// sees them once written: up to 50 ms (the batch's linger) plus a commit later.
+    /// sees them once written: up to 50 ms (the batch's linger) plus a commit later, when the
+    /// writer keeps up.
     pub async fn settle_inbound_calls(&self) {
         self.inbound_writer.settle().await;
     }

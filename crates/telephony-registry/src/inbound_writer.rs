@@ -11,7 +11,7 @@
 //! transaction of its own. A call with nothing to count is answered before its write
 //! ([`InboundWriter::queue_detached`]): the registry's reads of calls wait for those writes
 //! ([`InboundWriter::settle`]). A writer
-//! takes every call queued (up to [`MAX_BATCH`]; two deliveries of one webhook go in different
+//! takes every call queued (up to its [`Limits`]; two deliveries of one webhook go in different
 //! batches; a batch nobody waits for keeps collecting for up to [`LINGER`]) and writes them in
 //! one transaction, in this order:
 //!
@@ -62,22 +62,77 @@ use crate::inbound_rows::{self, RecordWrite, Row};
 use crate::model::Admission;
 use crate::registry::{new_id, now};
 
-/// The most calls written in one transaction (its statements bind the whole batch as one JSON
-/// parameter, so the size is not bound by the databases' parameter limits). Under a
-/// closed-loop load the writer fills batches; a larger batch shares one commit (one fsync) among
-/// more calls, and more of its calls' entries in the random call-id index
-/// (`ux_call_records_provider_call`; on SQLite `ux_call_records_call_key`) share a page, each of
-/// which a commit writes to the log once
-/// (docs/PERFORMANCE.md, session 20). It also bounds how long a call that waits for its write
-/// (a counted call) can wait behind a batch being written: on SQLite, a full batch is about
-/// 30 ms of its thread on a 2-core machine.
-pub(crate) const MAX_BATCH: usize = 2048;
-/// Calls waiting for the writer beyond this many wait to be queued.
-const QUEUE: usize = 4 * MAX_BATCH;
+/// The most calls written in one transaction, and how many may wait for the writer, by back
+/// end (see [`Limits::of`]). A batch's statements bind the whole batch as one JSON parameter
+/// (or, on PostgreSQL, copy it in), so the size is not bound by the databases' parameter
+/// limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Limits {
+    /// The most calls in one batch.
+    pub max_batch: usize,
+    /// Calls waiting for the writers beyond this many wait to be queued.
+    pub queue: usize,
+}
+
+impl Limits {
+    /// PostgreSQL: batches of up to 2,048 calls, written by up to [`POSTGRES_WRITERS`] at once,
+    /// 8,192 queued. Under a closed-loop load the writers fill batches; a larger batch shares
+    /// one commit (one fsync) among more calls (docs/PERFORMANCE.md, session 20); batches of up
+    /// to 16,384 made no difference there (session 26), so the smaller bound, which bounds how
+    /// long a counted call waits behind a batch, is kept.
+    const POSTGRES: Self = Self {
+        max_batch: 2048,
+        queue: 8192,
+    };
+
+    /// SQLite: batches of up to 16,384 calls, 32,768 queued. SQLite writes every page a
+    /// transaction changed to its log at the commit, and the checkpoint writes each back to
+    /// the file; a call changes one page of the random call-id index of its own
+    /// (`ux_call_records_call_key`) unless another call of its batch shares that page. On a
+    /// large table (the index has thousands of pages) a batch of 2,048 calls changed almost a
+    /// page a call. Under a load the writer cannot keep up with at that cost, the calls that
+    /// queue while it writes make the next batch, so larger batches let it catch up: with up
+    /// to 16,384, the closed loop over 700,000 call records served 45,300 to 48,800 calls/s
+    /// instead of 34,800 to 40,400, and in the full benchmark the median round reached 0.520
+    /// and 0.522 of the reference instead of 0.378 and 0.381 (docs/PERFORMANCE.md, session
+    /// 26). At an ordinary rate the
+    /// batches stay small (the linger ends them, [`LINGER`]). The cost: under such a load a
+    /// counted call can wait behind a batch of up to 16,384 calls being written (batches of
+    /// 12,000 calls took about 0.3 s on a 2-core machine over 700,000 records), though its own
+    /// batch stops growing at [`WAITING_BATCH`].
+    const SQLITE: Self = Self {
+        max_batch: 16_384,
+        queue: 32_768,
+    };
+
+    /// Whether a batch of `len` calls may take one more: it holds fewer than `max_batch`, and,
+    /// once it holds a call that waits for its write (`waits`), fewer than [`WAITING_BATCH`].
+    fn has_room(self, len: usize, waits: bool) -> bool {
+        let limit = if waits {
+            self.max_batch.min(WAITING_BATCH)
+        } else {
+            self.max_batch
+        };
+        len < limit
+    }
+
+    /// The limits of a writer on `backend`.
+    pub(crate) fn of(backend: DbBackend) -> Self {
+        match backend {
+            DbBackend::Postgres => Self::POSTGRES,
+            _ => Self::SQLITE,
+        }
+    }
+}
+
+/// A batch that holds a call that waits for its write (a counted call) takes no more calls
+/// once it holds this many: that call then waits behind the batch being written and the calls
+/// queued before it, not behind a whole large batch of the calls queued after it too.
+const WAITING_BATCH: usize = 2048;
 /// How long a batch of calls that nobody waits for keeps collecting calls before it is
 /// written (see `linger`): how much later than its answer a call answered before its write can
 /// reach the database (plus the commit). 50 ms rather than 5: under load, batches of a few
-/// hundred calls became batches of up to [`MAX_BATCH`], for 2 to 11 % less of the gateway's CPU
+/// hundred calls became full batches (then 2,048 calls), for 2 to 11 % less of the gateway's CPU
 /// per call on SQLite and 8 to 25 % less of PostgreSQL's (docs/PERFORMANCE.md, session 20); a
 /// read that needs those calls (`settle`) and a call that waits for its write end the linger at
 /// once.
@@ -413,7 +468,8 @@ fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// The handle to a registry's writer task (started on first use).
 #[derive(Default)]
 pub(crate) struct InboundWriter {
-    queue: OnceLock<mpsc::Sender<Job>>,
+    /// The writers' queue and its limits, made when the first call is queued.
+    queue: OnceLock<(mpsc::Sender<Job>, Limits)>,
     in_flight: Arc<InFlight>,
 }
 
@@ -476,6 +532,7 @@ impl InboundWriter {
     ) -> Result<InboundAnswer> {
         let (reply, answer) = oneshot::channel();
         self.queue(context)
+            .0
             .send(Job {
                 call,
                 reply: Reply::Wait(reply),
@@ -503,7 +560,7 @@ impl InboundWriter {
                 in_flight: self.in_flight.clone(),
             }
         };
-        let queue = self.queue(context);
+        let (queue, limits) = self.queue(context);
         queue
             .send(Job {
                 call,
@@ -512,7 +569,7 @@ impl InboundWriter {
             .await
             .map_err(|_| writer_stopped())?;
         // A full batch is written at once rather than at the end of the linger.
-        if queue.max_capacity() - queue.capacity() >= MAX_BATCH {
+        if queue.max_capacity() - queue.capacity() >= limits.max_batch {
             self.in_flight.urgent.notify_one();
         }
         Ok(())
@@ -558,10 +615,11 @@ impl InboundWriter {
         }
     }
 
-    fn queue(&self, context: impl FnOnce() -> WriterContext) -> &mpsc::Sender<Job> {
+    fn queue(&self, context: impl FnOnce() -> WriterContext) -> &(mpsc::Sender<Job>, Limits) {
         self.queue.get_or_init(|| {
-            let (sender, receiver) = mpsc::channel(QUEUE);
             let context = context();
+            let limits = Limits::of(context.db.get_database_backend());
+            let (sender, receiver) = mpsc::channel(limits.queue);
             let writers = match context.db.get_database_backend() {
                 DbBackend::Postgres => POSTGRES_WRITERS,
                 _ => 1,
@@ -576,6 +634,7 @@ impl InboundWriter {
                                 context.clone(),
                                 receiver.clone(),
                                 in_flight.clone(),
+                                limits,
                                 writer == 0,
                             )
                         })
@@ -583,7 +642,7 @@ impl InboundWriter {
                 },
                 context,
             );
-            sender
+            (sender, limits)
         })
     }
 }
@@ -678,6 +737,7 @@ async fn run(
     context: WriterContext,
     queue: Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>>,
     in_flight: Arc<InFlight>,
+    limits: Limits,
     first: bool,
 ) {
     let mut next: Vec<Job> = Vec::new();
@@ -693,17 +753,18 @@ async fn run(
                 tokio::time::sleep(BACKLOG_CHECK).await;
                 receiver = queue.lock().await;
             }
-            if receiver.recv_many(&mut batch, MAX_BATCH).await == 0 {
+            // Up to WAITING_BATCH at once (any batch may take that many); `linger` takes the
+            // rest, within the limits.
+            if receiver
+                .recv_many(&mut batch, limits.max_batch.min(WAITING_BATCH))
+                .await
+                == 0
+            {
                 return;
             }
-            linger(&mut receiver, &mut batch, &in_flight).await;
+            linger(&mut receiver, &mut batch, limits, &in_flight).await;
         } else if let Ok(mut queue) = queue.try_lock() {
-            while batch.len() < MAX_BATCH {
-                match queue.try_recv() {
-                    Ok(job) => batch.push(job),
-                    Err(_) => break,
-                }
-            }
+            drain(&mut queue, &mut batch, limits);
         }
         // Two deliveries of one webhook go in different transactions: the second then finds
         // the first's answer.
@@ -740,12 +801,17 @@ async fn run(
 /// The writer does not wait on the queue meanwhile, so the calls arriving during the linger
 /// do not each wake it (a thread woken per call cost as much as the rest of the call's write):
 /// it sleeps until the linger ends or it is told to stop waiting, then takes what was queued.
-async fn linger(queue: &mut mpsc::Receiver<Job>, batch: &mut Vec<Job>, in_flight: &InFlight) {
+async fn linger(
+    queue: &mut mpsc::Receiver<Job>,
+    batch: &mut Vec<Job>,
+    limits: Limits,
+    in_flight: &InFlight,
+) {
     let deadline = tokio::time::Instant::now() + LINGER;
     let wanted = in_flight.wanted.notified();
     tokio::pin!(wanted);
     loop {
-        if drain(queue, batch) {
+        if drain(queue, batch, limits) {
             return;
         }
         tokio::select! {
@@ -754,14 +820,14 @@ async fn linger(queue: &mut mpsc::Receiver<Job>, batch: &mut Vec<Job>, in_flight
             () = in_flight.urgent.notified() => {}
         }
     }
-    drain(queue, batch);
+    drain(queue, batch, limits);
 }
 
-/// Takes the calls queued now into `batch`, up to [`MAX_BATCH`]; whether the batch is ready to
-/// be written (full, or holding a call that waits for its write).
-fn drain(queue: &mut mpsc::Receiver<Job>, batch: &mut Vec<Job>) -> bool {
+/// Takes the calls queued now into `batch`, within `limits` ([`Limits::has_room`]); whether
+/// the batch is ready to be written (full, or holding a call that waits for its write).
+fn drain(queue: &mut mpsc::Receiver<Job>, batch: &mut Vec<Job>, limits: Limits) -> bool {
     let mut waits = batch.iter().any(Job::waits);
-    while batch.len() < MAX_BATCH {
+    while limits.has_room(batch.len(), waits) {
         match queue.try_recv() {
             Ok(job) => {
                 waits |= job.waits();
@@ -770,13 +836,16 @@ fn drain(queue: &mut mpsc::Receiver<Job>, batch: &mut Vec<Job>) -> bool {
             Err(_) => break,
         }
     }
-    waits || batch.len() >= MAX_BATCH
+    waits || batch.len() >= limits.max_batch
 }
 
 async fn write(context: &WriterContext, batch: Vec<Job>) {
     let calls: Vec<&PendingCall> = batch.iter().map(|job| &job.call).collect();
     metrics::histogram!("telephony_inbound_commit_calls").record(calls.len() as f64);
-    match write_batch(context, &calls).await {
+    let started = Instant::now();
+    let written = write_batch(context, &calls).await;
+    metrics::histogram!("telephony_inbound_commit_seconds").record(started.elapsed().as_secs_f64());
+    match written {
         Ok(answers) => {
             for (job, answer) in batch.into_iter().zip(answers) {
                 job.done(Ok(answer));
@@ -1252,6 +1321,95 @@ mod tests {
             ..parts(Some(("agent-1", None)), None)
         });
         assert!(!unlimited.counted());
+    }
+
+    /// A queued call for [`drain`]: one that waits for its write (`waits`), or one answered
+    /// before it.
+    fn job(in_flight: &Arc<InFlight>, seq: u64, waits: bool) -> Job {
+        let call = PendingCall::new(&CallParts {
+            provider: Provider::Twilio,
+            carrier_call_id: "CA0123",
+            org_id: "org-1",
+            number_id: "number-1",
+            e164: "+14155550100",
+            number_limit: None,
+            agent: None,
+            status: "ringing",
+            forwarded: None,
+            idempotency_key: "voice:number-1:CA0123",
+        });
+        let reply = if waits {
+            Reply::Wait(oneshot::channel().0)
+        } else {
+            Reply::Detached(Ticket {
+                seq,
+                in_flight: in_flight.clone(),
+            })
+        };
+        Job { call, reply }
+    }
+
+    /// Queues `count` calls answered before their write, then one that waits for it if
+    /// `then_waiting`.
+    fn queue_calls(
+        sender: &mpsc::Sender<Job>,
+        in_flight: &Arc<InFlight>,
+        count: u64,
+        then_waiting: bool,
+    ) {
+        for seq in 0..count {
+            assert!(sender.try_send(job(in_flight, seq, false)).is_ok());
+        }
+        if then_waiting {
+            assert!(sender.try_send(job(in_flight, count, true)).is_ok());
+        }
+    }
+
+    #[test]
+    fn sqlite_batches_grow_to_16384_calls_and_stop_soon_after_a_call_that_waits() {
+        let limits = Limits::of(DbBackend::Sqlite);
+        let in_flight = Arc::new(InFlight::default());
+        let (sender, mut queue) = mpsc::channel(limits.queue);
+        let mut take = |batch: &mut Vec<Job>| {
+            batch.clear();
+            drain(&mut queue, batch, limits)
+        };
+        let mut batch = Vec::new();
+
+        queue_calls(&sender, &in_flight, 20_000, false);
+        assert!(take(&mut batch), "a full batch is written at once");
+        assert_eq!(batch.len(), 16_384);
+        assert!(!take(&mut batch), "a batch nobody waits for lingers");
+        assert_eq!(batch.len(), 20_000 - 16_384);
+
+        // A call that waits, queued after 3,000 others: its batch takes it and no more.
+        queue_calls(&sender, &in_flight, 3_000, true);
+        queue_calls(&sender, &in_flight, 3_000, false);
+        assert!(take(&mut batch));
+        assert_eq!(batch.len(), 3_001);
+        assert!(batch.last().is_some_and(Job::waits));
+        // One queued after 10 others: its batch goes on to 2,048 calls, then stops.
+        assert!(!take(&mut batch));
+        assert_eq!(batch.len(), 3_000);
+        queue_calls(&sender, &in_flight, 10, true);
+        queue_calls(&sender, &in_flight, 5_000, false);
+        assert!(take(&mut batch));
+        assert_eq!(batch.len(), 2_048);
+        assert_eq!(batch.iter().filter(|job| job.waits()).count(), 1);
+        assert!(!take(&mut batch));
+        assert_eq!(batch.len(), 5_011 - 2_048);
+    }
+
+    #[test]
+    fn postgresql_batches_hold_at_most_2048_calls() {
+        let limits = Limits::of(DbBackend::Postgres);
+        let in_flight = Arc::new(InFlight::default());
+        let (sender, mut queue) = mpsc::channel(limits.queue);
+        queue_calls(&sender, &in_flight, 5_000, false);
+        let mut batch = Vec::new();
+        assert!(drain(&mut queue, &mut batch, limits));
+        assert_eq!(batch.len(), 2_048);
+        assert_eq!(limits.queue, 8_192);
     }
 
     fn at(seconds: i64) -> DateTime<Utc> {
