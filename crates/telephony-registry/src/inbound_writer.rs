@@ -92,10 +92,10 @@ impl Limits {
     /// large table (the index has thousands of pages) a batch of 2,048 calls changed almost a
     /// page a call. Under a load the writer cannot keep up with at that cost, the calls that
     /// queue while it writes make the next batch, so larger batches let it catch up: with up
-    /// to 16,384, the closed loop over 700,000 call records served 45,300 to 48,800 calls/s
-    /// instead of 34,800 to 40,400, and in the full benchmark the median round reached 0.520
-    /// and 0.522 of the reference instead of 0.378 and 0.381 (docs/PERFORMANCE.md, session
-    /// 26). At an ordinary rate the
+    /// to 16,384, the closed loop over 700,000 call records served 44,200 to 48,800 calls/s
+    /// (45,300 and 45,700 with these limits) instead of 33,200 to 40,400, and in the full benchmark the median round read 0.522,
+    /// 0.520 and 0.477 of the reference instead of 0.378 and 0.381 (docs/PERFORMANCE.md,
+    /// session 26). At an ordinary rate the
     /// batches stay small (the linger ends them, [`LINGER`]). The cost: under such a load a
     /// counted call can wait behind a batch of up to 16,384 calls being written (batches of
     /// 12,000 calls took about 0.3 s on a 2-core machine over 700,000 records), though its own
