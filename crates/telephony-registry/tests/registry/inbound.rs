@@ -72,6 +72,35 @@ async fn answer_burst(registry: &Registry, calls: &[InboundCall<'_>]) -> Vec<Inb
         .collect()
 }
 
+/// The idempotency key of each call of `ids` (`voice:<id>`).
+fn voice_keys<S: AsRef<str>>(ids: &[S]) -> Vec<String> {
+    ids.iter()
+        .map(|id| format!("voice:{}", id.as_ref()))
+        .collect()
+}
+
+/// The ringing calls `ids` (with their `keys`) to `number`, routed to `agent`.
+fn ringing_calls<'a, S: AsRef<str>>(
+    ids: &'a [S],
+    keys: &'a [String],
+    number: &'a Number,
+    agent: &'a Agent,
+) -> Vec<InboundCall<'a>> {
+    ids.iter()
+        .zip(keys)
+        .map(|(id, key)| ringing(id.as_ref(), number, Some(agent), key))
+        .collect()
+}
+
+/// A call id in the form of Twilio's (`CA` and 32 lowercase hexadecimal digits), scattered
+/// like Twilio's random ones: a different one for each `i`.
+fn twilio_sid(i: u128) -> String {
+    format!(
+        "CA{:032x}",
+        i.wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835)
+    )
+}
+
 /// A new agent of `org` answering by media stream (see [`media_agent`]).
 async fn new_agent(registry: &Registry, org: &str, max_concurrent_calls: Option<u32>) -> Agent {
     registry
@@ -1191,12 +1220,8 @@ db_test!(
         }
         for (burst, size) in [("x", 40), ("y", 20)] {
             let ids: Vec<String> = (0..size).map(|i| format!("CA-{burst}-{i:02}")).collect();
-            let keys: Vec<String> = ids.iter().map(|id| format!("voice:{id}")).collect();
-            let calls: Vec<InboundCall<'_>> = ids
-                .iter()
-                .zip(&keys)
-                .map(|(id, key)| ringing(id, &number, Some(&agent), key))
-                .collect();
+            let keys = voice_keys(&ids);
+            let calls = ringing_calls(&ids, &keys, &number, &agent);
             let answers = answer_burst(&env.registry, &calls).await;
             for (call, answer) in calls.iter().zip(answers) {
                 assert_eq!(answer.body, "Admitted", "{}", call.carrier_call_id);
@@ -1233,28 +1258,18 @@ db_test!(
         let (org, conn) = twilio_org(&env.registry, "Acme").await;
         let agent = new_agent(&env.registry, &org, None).await;
         let number = imported(&env.registry, &org, &conn, "+14155550101").await;
-        let sid = |i: u128| {
-            format!(
-                "CA{:032x}",
-                i.wrapping_mul(0x2545_f491_4f6c_dd1d_9e37_79b9_7f4a_7c15)
-            )
-        };
-        let ids: Vec<String> = (0..5_000).map(sid).collect();
-        let keys: Vec<String> = ids.iter().map(|id| format!("voice:{id}")).collect();
-        let calls: Vec<InboundCall<'_>> = ids
-            .iter()
-            .zip(&keys)
-            .map(|(id, key)| ringing(id, &number, Some(&agent), key))
-            .collect();
+        let ids: Vec<String> = (0..5_000).map(twilio_sid).collect();
+        let keys = voice_keys(&ids);
+        let calls = ringing_calls(&ids, &keys, &number, &agent);
         let answers = answer_burst(&env.registry, &calls).await;
         assert!(answers.iter().all(|answer| answer.body == "Admitted"));
         env.registry.settle_inbound_calls().await;
         let ended = env
             .registry
-            .record_call(report(&org, &sid(4_321), &number.e164, "completed"))
+            .record_call(report(&org, &twilio_sid(4_321), &number.e164, "completed"))
             .await
             .expect("a status callback after the burst");
-        assert_eq!(ended.carrier_call_id, sid(4_321));
+        assert_eq!(ended.carrier_call_id, twilio_sid(4_321));
         assert_eq!(ended.status, "completed");
         // Each call once, and the callback's call over: a second record of it, or a call
         // missing, would change the count.
@@ -1274,32 +1289,22 @@ db_test!(
         let (org, conn) = twilio_org(&env.registry, "Acme").await;
         let agent = new_agent(&env.registry, &org, None).await;
         let number = imported(&env.registry, &org, &conn, "+14155550101").await;
-        let sid = |i: u128| {
-            format!(
-                "CA{:032x}",
-                i.wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835)
-            )
-        };
         for (i, status) in [(3, "initiated"), (7, "completed"), (11, "in-progress")] {
             env.registry
-                .record_call(report(&org, &sid(i), &number.e164, status))
+                .record_call(report(&org, &twilio_sid(i), &number.e164, status))
                 .await
                 .expect("status callback");
         }
-        let ids: Vec<String> = (0..20).map(sid).collect();
-        let keys: Vec<String> = ids.iter().map(|id| format!("voice:{id}")).collect();
-        let calls: Vec<InboundCall<'_>> = ids
-            .iter()
-            .zip(&keys)
-            .map(|(id, key)| ringing(id, &number, Some(&agent), key))
-            .collect();
+        let ids: Vec<String> = (0..20).map(twilio_sid).collect();
+        let keys = voice_keys(&ids);
+        let calls = ringing_calls(&ids, &keys, &number, &agent);
         for answer in answer_burst(&env.registry, &calls).await {
             assert_eq!(answer.body, "Admitted");
         }
         env.registry.settle_inbound_calls().await;
         let ended = env
             .registry
-            .record_call(report(&org, &sid(5), &number.e164, "completed"))
+            .record_call(report(&org, &twilio_sid(5), &number.e164, "completed"))
             .await
             .expect("a status callback after the burst");
         let recorded = env.registry.list_calls(&org, 1000).await.expect("calls");
@@ -1334,12 +1339,8 @@ db_test!(
         let limited = imported(&env.registry, &org, &conn, "+14155550100").await;
         let free = imported(&env.registry, &org, &conn, "+14155550101").await;
         let ids: [&str; 5] = ["CA\ttab\t", "CA\\N", "CA\nline\r\n", "\\.", "CA é ünïcode"];
-        let keys: Vec<String> = ids.iter().map(|id| format!("voice:{id}")).collect();
-        let calls: Vec<InboundCall<'_>> = ids
-            .iter()
-            .zip(&keys)
-            .map(|(id, key)| ringing(id, &free, Some(&agent), key))
-            .collect();
+        let keys = voice_keys(&ids);
+        let calls = ringing_calls(&ids, &keys, &free, &agent);
         answer_burst(&env.registry, &calls).await;
 
         // The route of `limited` was read before its limit was set: its call is answered at
