@@ -246,7 +246,7 @@ impl Registry {
     /// methods that read or change calls wait for those writes first
     /// ([`Registry::settle_inbound_calls`]); other instances see them a batch later (up to
     /// 50 ms, the batch's linger, plus its commit; under a load the writer cannot keep up
-    /// with, also the calls queued before them: up to 32,768 on SQLite and 8,192 on
+    /// with, also the calls queued before them: up to 16,384 on SQLite and 8,192 on
     /// PostgreSQL; a read waits at most 2 s). A process killed in between loses the record of
     /// a call it answered, which the carrier's status callback for the call writes again; a
     /// failed write is logged and counted (`telephony_inbound_write_failures_total`).

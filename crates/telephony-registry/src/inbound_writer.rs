@@ -63,9 +63,9 @@ use crate::model::Admission;
 use crate::registry::{new_id, now};
 
 /// The most calls written in one transaction, and how many may wait for the writer, by back
-/// end (see [`Limits::of`]). A batch's statements bind the whole batch as one JSON parameter
-/// (or, on PostgreSQL, copy it in), so the size is not bound by the databases' parameter
-/// limits.
+/// end (see [`Limits::of`]). The statements of a batch's uncounted calls bind them as one
+/// JSON parameter (or, on PostgreSQL, copy them in), so their number is not bound by the
+/// databases' parameter limits; the counted calls of a batch are (see [`WAITING_BATCH`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Limits {
     /// The most calls in one batch.
@@ -85,24 +85,27 @@ impl Limits {
         queue: 8192,
     };
 
-    /// SQLite: batches of up to 16,384 calls, 32,768 queued. SQLite writes every page a
+    /// SQLite: batches of up to 16,384 calls, 16,384 queued. SQLite writes every page a
     /// transaction changed to its log at the commit, and the checkpoint writes each back to
     /// the file; a call changes one page of the random call-id index of its own
     /// (`ux_call_records_call_key`) unless another call of its batch shares that page. On a
     /// large table (the index has thousands of pages) a batch of 2,048 calls changed almost a
     /// page a call. Under a load the writer cannot keep up with at that cost, the calls that
     /// queue while it writes make the next batch, so larger batches let it catch up: with up
-    /// to 16,384, the closed loop over 700,000 call records served 44,200 to 48,800 calls/s
-    /// (45,300 and 45,700 with these limits) instead of 33,200 to 40,400, and in the full benchmark the median round read 0.522,
-    /// 0.520 and 0.477 of the reference instead of 0.378 and 0.381 (docs/PERFORMANCE.md,
-    /// session 26). At an ordinary rate the
-    /// batches stay small (the linger ends them, [`LINGER`]). The cost: under such a load a
-    /// counted call can wait behind a batch of up to 16,384 calls being written (batches of
-    /// 12,000 calls took about 0.3 s on a 2-core machine over 700,000 records), though its own
-    /// batch stops growing at [`WAITING_BATCH`].
+    /// to 16,384, the closed loop over 700,000 call records served 43,700 to 48,800 calls/s
+    /// instead of 33,200 to 40,400, and in the full benchmark the median round read 0.522,
+    /// 0.520, 0.477 and 0.536 of the reference with 32,768 queued and 0.480 and 0.451 with
+    /// these limits (the same calls a second within the noise; the reference's speed moved)
+    /// instead of 0.378 and 0.381 (docs/PERFORMANCE.md, session 26). At an ordinary rate the
+    /// batches stay small (the linger ends them, [`LINGER`]). The cost, under such a load: a
+    /// counted call waits behind the batch being written (batches of 12,000 calls took about
+    /// 0.3 s on a 2-core machine over 700,000 records) and the calls queued before it (up to
+    /// 16,384: one more such batch), against 2,048 and 8,192 before; its own batch takes no
+    /// more calls once it holds [`WAITING_BATCH`]. A longer queue (32,768) served no more calls
+    /// and would double that wait, and what [`SETTLE_LIMIT`] must cover.
     const SQLITE: Self = Self {
         max_batch: 16_384,
-        queue: 32_768,
+        queue: 16_384,
     };
 
     /// Whether a batch of `len` calls may take one more: it holds fewer than `max_batch`, and,
@@ -126,9 +129,13 @@ impl Limits {
 }
 
 /// A batch that holds a call that waits for its write (a counted call) takes no more calls
-/// once it holds this many: that call then waits behind the batch being written and the calls
-/// queued before it, not behind a whole large batch of the calls queued after it too.
+/// once it holds this many (or at once, if it holds more already): that call then waits
+/// behind the batch being written and the calls queued before it, not also behind a large
+/// batch of the calls queued after it. It also bounds the counted calls of a batch, whose
+/// answers one statement inserts with four parameters each (`write_plain`): within SQLite's
+/// limit of 32,766 parameters and PostgreSQL's of 65,535.
 const WAITING_BATCH: usize = 2048;
+const _: () = assert!(4 * WAITING_BATCH <= 32_766);
 /// How long a batch of calls that nobody waits for keeps collecting calls before it is
 /// written (see `linger`): how much later than its answer a call answered before its write can
 /// reach the database (plus the commit). 50 ms rather than 5: under load, batches of a few
@@ -137,7 +144,9 @@ const WAITING_BATCH: usize = 2048;
 /// read that needs those calls (`settle`) and a call that waits for its write end the linger at
 /// once.
 const LINGER: Duration = Duration::from_millis(50);
-/// The longest a read waits for the calls answered before their write (see `settle`).
+/// The longest a read waits for the calls answered before their write (see `settle`): more
+/// than a full queue and batch take to write on SQLite under a closed loop on a 2-core machine
+/// (about 0.75 s over 700,000 records, see [`Limits`]).
 const SETTLE_LIMIT: Duration = Duration::from_secs(2);
 /// Batches written at once on PostgreSQL, which commits concurrent transactions together by
 /// itself (SQLite has one writer: one batch at a time).
@@ -618,9 +627,10 @@ impl InboundWriter {
     fn queue(&self, context: impl FnOnce() -> WriterContext) -> &(mpsc::Sender<Job>, Limits) {
         self.queue.get_or_init(|| {
             let context = context();
-            let limits = Limits::of(context.db.get_database_backend());
+            let backend = context.db.get_database_backend();
+            let limits = Limits::of(backend);
             let (sender, receiver) = mpsc::channel(limits.queue);
-            let writers = match context.db.get_database_backend() {
+            let writers = match backend {
                 DbBackend::Postgres => POSTGRES_WRITERS,
                 _ => 1,
             };
@@ -753,13 +763,8 @@ async fn run(
                 tokio::time::sleep(BACKLOG_CHECK).await;
                 receiver = queue.lock().await;
             }
-            // Up to WAITING_BATCH at once (any batch may take that many); `linger` takes the
-            // rest, within the limits.
-            if receiver
-                .recv_many(&mut batch, limits.max_batch.min(WAITING_BATCH))
-                .await
-                == 0
-            {
+            // The first call, waiting for it; `linger` takes the rest, within the limits.
+            if receiver.recv_many(&mut batch, 1).await == 0 {
                 return;
             }
             linger(&mut receiver, &mut batch, limits, &in_flight).await;
@@ -1366,8 +1371,15 @@ mod tests {
     }
 
     #[test]
-    fn sqlite_batches_grow_to_16384_calls_and_stop_soon_after_a_call_that_waits() {
+    fn sqlite_batches_and_queue_hold_16384_calls_and_a_batch_stops_soon_after_a_call_that_waits() {
         let limits = Limits::of(DbBackend::Sqlite);
+        assert_eq!(
+            limits,
+            Limits {
+                max_batch: 16_384,
+                queue: 16_384
+            }
+        );
         let in_flight = Arc::new(InFlight::default());
         let (sender, mut queue) = mpsc::channel(limits.queue);
         let mut take = |batch: &mut Vec<Job>| {
@@ -1376,11 +1388,16 @@ mod tests {
         };
         let mut batch = Vec::new();
 
-        queue_calls(&sender, &in_flight, 20_000, false);
+        queue_calls(&sender, &in_flight, 16_384, false);
+        assert!(
+            sender.try_send(job(&in_flight, 0, false)).is_err(),
+            "the queue is full"
+        );
         assert!(take(&mut batch), "a full batch is written at once");
         assert_eq!(batch.len(), 16_384);
+        queue_calls(&sender, &in_flight, 3_616, false);
         assert!(!take(&mut batch), "a batch nobody waits for lingers");
-        assert_eq!(batch.len(), 20_000 - 16_384);
+        assert_eq!(batch.len(), 3_616);
 
         // A call that waits, queued after 3,000 others: its batch takes it and no more.
         queue_calls(&sender, &in_flight, 3_000, true);
@@ -1409,7 +1426,13 @@ mod tests {
         let mut batch = Vec::new();
         assert!(drain(&mut queue, &mut batch, limits));
         assert_eq!(batch.len(), 2_048);
-        assert_eq!(limits.queue, 8_192);
+        assert_eq!(
+            limits,
+            Limits {
+                max_batch: 2_048,
+                queue: 8_192
+            }
+        );
     }
 
     fn at(seconds: i64) -> DateTime<Utc> {

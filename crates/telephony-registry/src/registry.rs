@@ -308,11 +308,12 @@ impl Registry {
             // The log is checkpointed by a background task every 300 ms (`CHECKPOINT_EVERY`),
             // so commits do not stop to do it: SQLite's own threshold, at which the commit that
             // crosses it checkpoints and stalls the calls waiting behind it, is raised from
-            // 1,000 to 16,000 pages, which one group commit does not cross (under a closed loop
-            // over 700,000 call records, with batches of up to 16,384 calls, the log peaked at
-            // about 7,700 pages); a bulk writer does, and so, now and then, may the commits
-            // between two background checkpoints (with batches of up to 2,048 calls the log
-            // once grew to about 17,300 pages), as measured.
+            // 1,000 to 16,000 pages. Under a closed loop over 700,000 call records, with group
+            // commits of up to 16,384 calls, the log peaked at about 7,700 pages; a much larger
+            // table, whose index a batch shares fewer pages of, may cross the threshold, and a
+            // bulk writer does: the commit that crosses it then checkpoints, as SQLite does by
+            // default. (With batches of up to 2,048 calls the log once grew to about 17,300
+            // pages between two background checkpoints.)
             options.map_sqlx_sqlite_opts(|sqlite| {
                 sqlite
                     .journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
