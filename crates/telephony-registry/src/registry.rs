@@ -162,8 +162,12 @@ pub(crate) struct Checkpointer {
 }
 
 impl Checkpointer {
-    /// Checkpoints `db`'s write-ahead log every [`CHECKPOINT_EVERY`] (`PASSIVE`: it copies what
-    /// it can without waiting for readers or the writer), so commits do not stop to do it.
+    /// Checkpoints the write-ahead log every [`CHECKPOINT_EVERY`] (`PASSIVE`: it copies what
+    /// it can without waiting for readers or the writer), so commits do not stop to do it, on
+    /// `db`, a connection of its own: SQLite runs the checkpoint beside the writer's
+    /// transactions. On the registry's pool, whose one connection the writer uses, each
+    /// checkpoint took that connection between two batches and the next batch waited for it
+    /// (docs/PERFORMANCE.md, session 27).
     fn spawn(db: DatabaseConnection) -> Self {
         let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {
@@ -300,7 +304,10 @@ impl Registry {
             // Each connection to an in-memory SQLite database is a different database.
             options.max_connections(1);
         } else {
-            // A file database: write-ahead logging (readers never wait for the writer), an fsync
+            // A file database: write-ahead logging (other processes' readers, and the
+            // checkpoint's own connection, never wait for the writer; the registry's pool holds
+            // one connection, sea-orm's default on SQLite, so its own statements run one at a
+            // time, and a write transaction never meets another of this process), an fsync
             // per commit (`FULL`: a committed intent, with the customer's saved configuration,
             // must survive a power loss, or a number the carrier points at the gateway could be
             // left with no record to restore it from), and writers wait for the lock instead of
@@ -327,12 +334,20 @@ impl Registry {
                     .pragma("wal_autocheckpoint", "16000")
             });
         }
-        let db = Database::connect(options).await?;
+        let db = Database::connect(options.clone()).await?;
         let file =
             db.get_database_backend() == DbBackend::Sqlite && !database_url.contains(":memory:");
+        // The checkpoint gets a connection of its own, beside the pool's one, so the inbound
+        // writer's next batch never waits for it (see `Checkpointer::spawn`).
+        let checkpoint_connection = if file {
+            options.max_connections(1).min_connections(1);
+            Some(Database::connect(options).await?)
+        } else {
+            None
+        };
         let mut registry = Self::new(db, keyring, carriers, config);
-        if file {
-            registry.checkpointer = Some(Arc::new(Checkpointer::spawn(registry.db.clone())));
+        if let Some(connection) = checkpoint_connection {
+            registry.checkpointer = Some(Arc::new(Checkpointer::spawn(connection)));
         }
         registry.migrate().await?;
         Ok(registry)
@@ -529,5 +544,66 @@ pub(crate) fn provider_of(row: &connection::Model) -> Result<Provider> {
         other => Err(RegistryError::Corrupt(format!(
             "unknown provider {other:?}"
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use telephony_carrier::{TelnyxConfig, TwilioConfig};
+
+    use super::*;
+
+    /// On a SQLite file, the write-ahead log is checkpointed while a transaction holds the
+    /// registry's connection (a group commit of inbound calls being written): the checkpoint
+    /// has a connection of its own. Another process's commit, made meanwhile, reaches the
+    /// database file.
+    #[tokio::test]
+    async fn the_log_is_checkpointed_while_a_transaction_holds_the_registry_connection() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let path = dir.path().join("gateway.db");
+        let url = format!("sqlite://{}?mode=rwc", path.display());
+        let carriers = CarrierClients::new(TwilioConfig::default(), TelnyxConfig::default())
+            .expect("carrier clients");
+        let registry = Registry::open(
+            &url,
+            KeyRing::generate().expect("key ring"),
+            Arc::new(carriers),
+            RegistryConfig::new("https://gateway.example"),
+        )
+        .await
+        .expect("open");
+        let held = registry
+            .db
+            .begin()
+            .await
+            .expect("the registry's connection");
+        // Another process writes about 1 MB: 256 pages, under SQLite's own threshold of 1,000
+        // at which that process's commit would checkpoint by itself.
+        let other = Database::connect(url.as_str())
+            .await
+            .expect("another process");
+        let before = std::fs::metadata(&path).expect("database file").len();
+        other
+            .execute_unprepared(
+                "CREATE TABLE filler (x BLOB); \
+                 WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 256) \
+                 INSERT INTO filler SELECT randomblob(4000) FROM c;",
+            )
+            .await
+            .expect("the other process's commit");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut size = before;
+        while size < before + 256 * 4000 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            size = std::fs::metadata(&path).expect("database file").len();
+        }
+        assert!(
+            size >= before + 256 * 4000,
+            "the file grew from {before} to {size} bytes only: the log was not checkpointed"
+        );
+        held.rollback().await.expect("let go");
+        other.close().await.expect("close");
     }
 }
