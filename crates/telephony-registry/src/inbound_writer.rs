@@ -62,12 +62,15 @@ use crate::inbound_rows::{self, RecordWrite, Row};
 use crate::model::Admission;
 use crate::registry::{new_id, now};
 
-/// The most calls written in one transaction, and how many may wait for the writer, by back
-/// end (see [`Limits::of`]). The statements of a batch's uncounted calls bind them as one
-/// JSON parameter (or, on PostgreSQL, copy them in), so their number is not bound by the
-/// databases' parameter limits; the counted calls of a batch are (see [`WAITING_BATCH`]).
+/// How many writers, the most calls written in one transaction, and how many may wait for the
+/// writers, by back end (see [`Limits::of`]). The statements of a batch's uncounted calls bind
+/// them as one JSON parameter (or, on PostgreSQL, copy them in), so their number is not bound by
+/// the databases' parameter limits; the counted calls of a batch are (see [`WAITING_BATCH`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Limits {
+    /// How many writers take batches from the queue: one on SQLite, which writes one
+    /// transaction at a time; [`POSTGRES_WRITERS`] on PostgreSQL.
+    pub writers: usize,
     /// The most calls in one batch.
     pub max_batch: usize,
     /// Calls waiting for the writers beyond this many wait to be queued.
@@ -81,6 +84,7 @@ impl Limits {
     /// to 16,384 made no difference there (session 26), so the smaller bound, which bounds how
     /// long a counted call waits behind a batch, is kept.
     const POSTGRES: Self = Self {
+        writers: POSTGRES_WRITERS,
         max_batch: 2048,
         queue: 8192,
     };
@@ -104,6 +108,7 @@ impl Limits {
     /// more calls once it holds [`WAITING_BATCH`]. A longer queue (32,768) served no more calls
     /// and would double that wait, and what [`SETTLE_LIMIT`] must cover.
     const SQLITE: Self = Self {
+        writers: 1,
         max_batch: 16_384,
         queue: 16_384,
     };
@@ -627,18 +632,13 @@ impl InboundWriter {
     fn queue(&self, context: impl FnOnce() -> WriterContext) -> &(mpsc::Sender<Job>, Limits) {
         self.queue.get_or_init(|| {
             let context = context();
-            let backend = context.db.get_database_backend();
-            let limits = Limits::of(backend);
+            let limits = Limits::of(context.db.get_database_backend());
             let (sender, receiver) = mpsc::channel(limits.queue);
-            let writers = match backend {
-                DbBackend::Postgres => POSTGRES_WRITERS,
-                _ => 1,
-            };
             let receiver = Arc::new(tokio::sync::Mutex::new(receiver));
             let in_flight = self.in_flight.clone();
             spawn_own_thread(
                 move |context: WriterContext| {
-                    (0..writers)
+                    (0..limits.writers)
                         .map(|writer| {
                             run(
                                 context.clone(),
@@ -1376,6 +1376,7 @@ mod tests {
         assert_eq!(
             limits,
             Limits {
+                writers: 1,
                 max_batch: 16_384,
                 queue: 16_384
             }
@@ -1429,6 +1430,7 @@ mod tests {
         assert_eq!(
             limits,
             Limits {
+                writers: POSTGRES_WRITERS,
                 max_batch: 2_048,
                 queue: 8_192
             }
