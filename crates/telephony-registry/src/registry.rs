@@ -557,8 +557,8 @@ mod tests {
 
     /// On a SQLite file, the write-ahead log is checkpointed while a transaction holds the
     /// registry's connection (a group commit of inbound calls being written): the checkpoint
-    /// has a connection of its own. Another process's commit, made meanwhile, reaches the
-    /// database file.
+    /// has a connection of its own. A commit made meanwhile on another connection (as another
+    /// process's would be) reaches the database file.
     #[tokio::test]
     async fn the_log_is_checkpointed_while_a_transaction_holds_the_registry_connection() {
         let dir = tempfile::tempdir().expect("temporary directory");
@@ -579,11 +579,11 @@ mod tests {
             .begin()
             .await
             .expect("the registry's connection");
-        // Another process writes about 1 MB: 256 pages, under SQLite's own threshold of 1,000
-        // at which that process's commit would checkpoint by itself.
+        // Another connection writes about 1 MB: 256 pages, under SQLite's own threshold of
+        // 1,000 at which its commit would checkpoint by itself.
         let other = Database::connect(url.as_str())
             .await
-            .expect("another process");
+            .expect("another connection");
         let before = std::fs::metadata(&path).expect("database file").len();
         other
             .execute_unprepared(
@@ -592,7 +592,7 @@ mod tests {
                  INSERT INTO filler SELECT randomblob(4000) FROM c;",
             )
             .await
-            .expect("the other process's commit");
+            .expect("the other connection's commit");
         let deadline = Instant::now() + Duration::from_secs(10);
         let mut size = before;
         while size < before + 256 * 4000 && Instant::now() < deadline {
