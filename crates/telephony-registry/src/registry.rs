@@ -305,9 +305,11 @@ impl Registry {
             options.max_connections(1);
         } else {
             // A file database: write-ahead logging (other processes' readers, and the
-            // checkpoint's own connection, never wait for the writer; the registry's pool holds
-            // one connection, sea-orm's default on SQLite, so its own statements run one at a
-            // time, and a write transaction never meets another of this process), an fsync
+            // checkpoint's own connection, never wait for the writer), one connection in the
+            // registry's pool (sea-orm's default on SQLite, set here so that no upgrade changes
+            // it: the process's statements run one at a time, so a transaction that reads and
+            // then writes never finds that another of this process wrote meanwhile, which
+            // SQLite reports as busy at once, past the busy handler), an fsync
             // per commit (`FULL`: a committed intent, with the customer's saved configuration,
             // must survive a power loss, or a number the carrier points at the gateway could be
             // left with no record to restore it from), and writers wait for the lock instead of
@@ -321,6 +323,7 @@ impl Registry {
             // bulk writer does: the commit that crosses it then checkpoints, as SQLite does by
             // default. (With batches of up to 2,048 calls the log once grew to about 17,300
             // pages between two background checkpoints.)
+            options.max_connections(1);
             options.map_sqlx_sqlite_opts(|sqlite| {
                 sqlite
                     .journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
@@ -340,7 +343,7 @@ impl Registry {
         // The checkpoint gets a connection of its own, beside the pool's one, so the inbound
         // writer's next batch never waits for it (see `Checkpointer::spawn`).
         let checkpoint_connection = if file {
-            options.max_connections(1).min_connections(1);
+            options.min_connections(1);
             Some(Database::connect(options).await?)
         } else {
             None
