@@ -2,8 +2,10 @@
 //! PostgreSQL (several gateway instances sharing one server).
 //!
 //! The schema is written once with sea-query's builder so the same migration runs on both
-//! back ends; one migration is SQLite's alone (`m20261207_000010_sqlite_call_key`: call records
-//! unique by a compact key of their call id, [`sqlite_call_key`]). Every identifier column is
+//! back ends; two migrations are SQLite's alone (`m20261207_000010_sqlite_call_key`: call records
+//! unique by a compact key of their call id, [`sqlite_call_key`];
+//! `m20261207_000011_sqlite_recent_call_keys`: that key kept in two key tables, recent and
+//! merged, [`sqlite_record_ids_by_key`]). Every identifier column is
 //! text (UUIDs rendered as strings) and every JSON column is text holding serialized JSON, so
 //! nothing depends on a back end's native UUID or JSON type.
 //!
@@ -23,8 +25,12 @@ mod m20261122_000007_route_changes;
 mod m20261204_000008_call_routing;
 mod m20261205_000009_limit_indexes;
 mod m20261207_000010_sqlite_call_key;
+mod m20261207_000011_sqlite_recent_call_keys;
 
 pub use m20261207_000010_sqlite_call_key::sqlite_call_key;
+pub use m20261207_000011_sqlite_recent_call_keys::{
+    sqlite_call_key_fast, sqlite_record_id, sqlite_record_ids_by_key, sqlite_record_ref,
+};
 
 /// Applies the registry schema. `Migrator::up(db, None)` applies every pending migration and is
 /// a no-op on an up-to-date database.
@@ -45,6 +51,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000008_call_routing::Migration),
             Box::new(m20261205_000009_limit_indexes::Migration),
             Box::new(m20261207_000010_sqlite_call_key::Migration),
+            Box::new(m20261207_000011_sqlite_recent_call_keys::Migration),
         ]
     }
 }

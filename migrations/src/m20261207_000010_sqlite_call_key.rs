@@ -29,7 +29,9 @@ pub struct Migration;
 /// SQL expressions `provider` and `call_id` (column names, or a subquery's): the key this
 /// migration gave `call_records.call_key`. A query finds a record by its key with
 /// `call_key = <this expression of its values>`, which SQLite answers from
-/// `ux_call_records_call_key`. It must never change: the key of the records already written
+/// `ux_call_records_call_key`. (Migration 11 replaced the column and its index with two key
+/// tables holding the same key, computed by [`crate::sqlite_call_key_fast`], and found with
+/// [`crate::sqlite_record_ids_by_key`].) It must never change: the key of the records already written
 /// was computed with it (a new key would be a new migration).
 pub fn sqlite_call_key(provider: &str, call_id: &str) -> String {
     format!(

@@ -121,13 +121,21 @@ impl Registry {
                 .filter(call_record::Column::Provider.eq(update.provider.as_str()))
                 .filter(call_record::Column::CarrierCallId.eq(update.carrier_call_id.as_str()));
             match backend {
-                // Found by its key, from the call-id index (see `sqlite_call_key`).
+                // Found by its key, from the key tables (see `sqlite_record_ids_by_key`).
                 DbBackend::Sqlite => query.filter(Expr::cust_with_values(
                     format!(
-                        "call_key = (SELECT {} FROM (SELECT ? AS p, ? AS i))",
-                        telephony_migrations::sqlite_call_key("p", "i")
+                        "id IN {}",
+                        telephony_migrations::sqlite_record_ids_by_key(&format!(
+                            "(SELECT {} FROM (SELECT ? AS p, ? AS i))",
+                            telephony_migrations::sqlite_call_key_fast("p", "i")
+                        ))
                     ),
-                    [update.provider.as_str(), update.carrier_call_id.as_str()],
+                    [
+                        update.provider.as_str(),
+                        update.carrier_call_id.as_str(),
+                        update.provider.as_str(),
+                        update.carrier_call_id.as_str(),
+                    ],
                 )),
                 _ => query,
             }
@@ -155,7 +163,12 @@ impl Registry {
                 match insert {
                     Ok(row) => row,
                     // Another instance recorded the same call in between: update that row.
-                    Err(error) if is_unique_violation(&error) => {
+                    // (On SQLite the insert of a known call is dropped by the key tables'
+                    // trigger, `tr_call_records_known`, rather than refused.)
+                    Err(error)
+                        if is_unique_violation(&error)
+                            || matches!(error, sea_orm::DbErr::RecordNotInserted) =>
+                    {
                         let row = find()
                             .one(&self.db)
                             .await?

@@ -161,25 +161,19 @@ fn counted_now(backend: DbBackend, source: &str) -> String {
 
 /// The condition that `record` (a `call_records` alias) is the record of the call whose
 /// provider and carrier call id are the SQL expressions `provider` and `call_id`, written so
-/// that the back end answers it from its call-id index: on SQLite the index is on the call's
-/// compact key (`call_key`, see [`telephony_migrations::sqlite_call_key`]), on PostgreSQL on
-/// the provider and the id.
+/// that the back end answers it from its call-id index: on SQLite the two key tables of the
+/// call's compact key (see [`telephony_migrations::sqlite_record_ids_by_key`]), on PostgreSQL
+/// the index on the provider and the id.
 fn record_by_call_id(backend: DbBackend, record: &str, provider: &str, call_id: &str) -> String {
     match backend {
         DbBackend::Sqlite => format!(
-            "{record}.call_key = {key} AND {record}.provider = {provider} \
+            "{record}.id IN {ids} AND {record}.provider = {provider} \
              AND {record}.carrier_call_id = {call_id}",
-            key = telephony_migrations::sqlite_call_key(provider, call_id),
+            ids = telephony_migrations::sqlite_record_ids_by_key(
+                &telephony_migrations::sqlite_call_key_fast(provider, call_id)
+            ),
         ),
         _ => format!("{record}.provider = {provider} AND {record}.carrier_call_id = {call_id}"),
-    }
-}
-
-/// The conflict target of the records' upsert: the unique call-id index of the back end.
-fn call_id_conflict(backend: DbBackend) -> &'static str {
-    match backend {
-        DbBackend::Sqlite => "(call_key)",
-        _ => "(provider, carrier_call_id)",
     }
 }
 
@@ -188,7 +182,15 @@ fn call_id_conflict(backend: DbBackend) -> &'static str {
 /// takes the new status unless a non-final one would replace a final one or `in-progress`,
 /// and learns the number and agent if it did not know them; another organization's record is
 /// left alone.
+///
+/// On SQLite the statement is the plain insert: the call-id index there is two key tables,
+/// not a unique index `ON CONFLICT` could name, and the trigger that keeps them
+/// (`tr_call_records_known`, migration 11) applies the same update to an insert of a call
+/// already recorded, row by row.
 fn record_insert(backend: DbBackend, source: &str) -> String {
+    if backend == DbBackend::Sqlite {
+        return record_plain_insert(source);
+    }
     let newer = format!(
         "(excluded.status IN ({finals}) OR call_records.status NOT IN ({answered}))",
         finals = quoted(&CALL_RECORD_FINAL),
@@ -196,7 +198,7 @@ fn record_insert(backend: DbBackend, source: &str) -> String {
     );
     format!(
         "{insert} \
-         ON CONFLICT {target} DO UPDATE \
+         ON CONFLICT (provider, carrier_call_id) DO UPDATE \
          SET status = CASE WHEN {newer} THEN excluded.status ELSE call_records.status END, \
              updated_at = CASE WHEN {newer} THEN excluded.updated_at \
                                ELSE call_records.updated_at END, \
@@ -206,7 +208,6 @@ fn record_insert(backend: DbBackend, source: &str) -> String {
            AND ({newer} OR call_records.number_id IS NULL \
                 OR (call_records.agent_id IS NULL AND excluded.agent_id IS NOT NULL))",
         insert = record_plain_insert(source),
-        target = call_id_conflict(backend),
     )
 }
 

@@ -55,6 +55,7 @@ use sea_orm::{
 use telephony_carrier::Provider;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::call_keys;
 use crate::entity::{active_call, agent, idempotency, number};
 use crate::error::{RegistryError, Result};
 use crate::inbound::InboundAnswer;
@@ -751,6 +752,9 @@ async fn run(
     first: bool,
 ) {
     let mut next: Vec<Job> = Vec::new();
+    // Calls written since the recent call keys were last counted (SQLite: see `call_keys`).
+    let mut unchecked = 0;
+    let sqlite = context.db.get_database_backend() == DbBackend::Sqlite;
     loop {
         let mut batch = std::mem::take(&mut next);
         // One writer waits on the queue at a time; it writes after letting go of it. A writer
@@ -793,7 +797,14 @@ async fn run(
         if batch.iter().any(|job| job.call.counted()) {
             batch.sort_unstable_by(|a, b| a.call.key().cmp(&b.call.key()));
         }
+        let written = batch.len();
         write(&context, batch).await;
+        // After the batch's answers are out, so no webhook waits for a merge.
+        unchecked += written;
+        if sqlite && unchecked >= call_keys::CHECK_EVERY {
+            unchecked = 0;
+            call_keys::merge_when_due(&context.db).await;
+        }
     }
 }
 

@@ -1437,3 +1437,141 @@ db_test!(
         assert_eq!(ids, ["CA-w-1", "CA-w-2"]);
     }
 );
+
+/// On SQLite, the keys in the two key tables of the call-id index and in both of them; None on
+/// PostgreSQL, which has none.
+async fn call_keys(db: &sea_orm::DatabaseConnection) -> Option<(i64, i64, i64)> {
+    if db.get_database_backend() != sea_orm::DatabaseBackend::Sqlite {
+        return None;
+    }
+    let row = db
+        .query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DatabaseBackend::Sqlite,
+            "SELECT (SELECT count(*) FROM call_keys_recent) AS recent, \
+                    (SELECT count(*) FROM call_keys) AS merged, \
+                    (SELECT count(*) FROM call_keys_recent JOIN call_keys USING (call_key)) \
+                        AS both_tables",
+        ))
+        .await
+        .expect("key tables")
+        .expect("a row");
+    let count = |column: &str| row.try_get::<i64>("", column).expect(column);
+    Some((count("recent"), count("merged"), count("both_tables")))
+}
+
+db_test!(
+    calls_recorded_before_and_after_a_merge_of_the_call_keys_are_each_found_and_recorded_once,
+    |env| {
+        // SQLite finds a call's record through two key tables, the recent calls' and the merged
+        // ones' (the writer merges every 131,072 calls; here on demand). A status callback, a
+        // webhook whose record a callback wrote first, and a limit's count of calls in progress
+        // find a call's record the same wherever its key is; nothing is recorded twice.
+        let (org, conn) = twilio_org(&env.registry, "Acme").await;
+        let agent = new_agent(&env.registry, &org, None).await;
+        let number = imported(&env.registry, &org, &conn, "+14155550101").await;
+        // Ten calls answered, two reported by the carrier before their webhooks (one of them
+        // with an id not of Twilio's form), then all merged.
+        let early: Vec<String> = (0..10).map(twilio_sid).collect();
+        let keys = voice_keys(&early);
+        answer_burst(
+            &env.registry,
+            &ringing_calls(&early, &keys, &number, &agent),
+        )
+        .await;
+        for (id, status) in [
+            (twilio_sid(100), "in-progress"),
+            ("CA-odd".into(), "completed"),
+        ] {
+            env.registry
+                .record_call(report(&org, &id, &number.e164, status))
+                .await
+                .expect("a status callback before the webhook");
+        }
+        let merged = env.registry.merge_recent_call_keys().await.expect("merge");
+        assert_eq!(env.registry.recent_call_keys().await.expect("recent"), 0);
+        if let Some((recent, in_merged, both)) = call_keys(&env.db).await {
+            assert_eq!((merged, recent, in_merged, both), (12, 0, 12, 0));
+        } else {
+            assert_eq!(merged, 0, "PostgreSQL has no key tables");
+        }
+        // Ten more calls, their keys recent, and the webhooks of the two reported calls.
+        let late: Vec<String> = (10..20).map(twilio_sid).collect();
+        let mut ids = late.clone();
+        ids.extend([twilio_sid(100), "CA-odd".into()]);
+        let keys = voice_keys(&ids);
+        for answer in
+            answer_burst(&env.registry, &ringing_calls(&ids, &keys, &number, &agent)).await
+        {
+            assert_eq!(answer.body, "Admitted");
+        }
+        env.registry.settle_inbound_calls().await;
+        // Status callbacks for a merged call and a recent one find the burst's records.
+        let recorded = env.registry.list_calls(&org, 100).await.expect("calls");
+        for id in [&early[4], &late[6]] {
+            let ended = env
+                .registry
+                .record_call(report(&org, id, &number.e164, "completed"))
+                .await
+                .expect("status callback");
+            let record = recorded
+                .iter()
+                .find(|c| &c.carrier_call_id == id)
+                .unwrap_or_else(|| panic!("{id} recorded"));
+            assert_eq!(ended.id, record.id, "{id}: the callback found its record");
+        }
+        let recorded = env.registry.list_calls(&org, 100).await.expect("calls");
+        assert_eq!(recorded.len(), 22, "every call recorded once");
+        let status = |id: &str| {
+            recorded
+                .iter()
+                .find(|c| c.carrier_call_id == id)
+                .map(|c| c.status.clone())
+                .unwrap_or_else(|| panic!("{id} recorded"))
+        };
+        assert_eq!(
+            status(&twilio_sid(100)),
+            "in-progress",
+            "ringing is older news"
+        );
+        assert_eq!(status("CA-odd"), "completed");
+        assert_eq!(status(&early[4]), "completed");
+        assert_eq!(status(&late[6]), "completed");
+        assert_eq!(status(&early[5]), "ringing");
+        if let Some((recent, merged, both)) = call_keys(&env.db).await {
+            assert_eq!(
+                (recent, merged, both),
+                (10, 12, 0),
+                "one key for each record"
+            );
+        }
+        // The reported calls learned their agent from their webhooks: a limit now counts every
+        // call not over (22 less the three completed).
+        assert_eq!(count_once_limited(&env.registry, &org, &agent.id).await, 19);
+        // Merged again, everything is found as before: another status callback and a late
+        // delivery of a webhook change the one record each.
+        env.registry.merge_recent_call_keys().await.expect("merge");
+        if let Some((recent, merged, both)) = call_keys(&env.db).await {
+            assert_eq!((recent, merged, both), (0, 22, 0));
+        }
+        let ended = env
+            .registry
+            .record_call(report(&org, &late[7], &number.e164, "busy"))
+            .await
+            .expect("status callback");
+        assert_eq!(ended.status, "busy");
+        let retried = ringing(&late[7], &number, Some(&agent), "voice:retried");
+        env.registry
+            .answer_inbound_call(&retried, |_| "<Response/>".to_owned())
+            .await
+            .expect("a late delivery under another key");
+        env.registry.settle_inbound_calls().await;
+        let recorded = env.registry.list_calls(&org, 100).await.expect("calls");
+        assert_eq!(recorded.len(), 22);
+        let record = recorded
+            .iter()
+            .find(|c| c.carrier_call_id == late[7])
+            .expect("recorded");
+        assert_eq!(record.id, ended.id);
+        assert_eq!(record.status, "busy", "ringing is older news");
+    }
+);

@@ -207,7 +207,9 @@ db_test!(
             duration_secs: None,
             ended_at: None,
         };
-        Migrator::down(&env.db, Some(1)).await.expect("down one");
+        Migrator::down(&env.db, Some(2))
+            .await
+            .expect("down to migration 9");
         let backend = env.db.get_database_backend();
         for call_id in [sid, "CA1"] {
             insert_record(&env.db, &format!("before-{call_id}"), &org, call_id)
@@ -223,8 +225,13 @@ db_test!(
                 .expect("status callback");
             assert_eq!(record.id, format!("before-{call_id}"));
             assert_eq!(record.status, "completed");
+            // PostgreSQL's unique index refuses a second record; on SQLite (migration 11) the
+            // key tables' trigger applies the insert to the existing record instead.
             let again = insert_record(&env.db, &format!("again-{call_id}"), &org, call_id).await;
-            assert!(again.is_err(), "{call_id}: a second record refused");
+            assert!(
+                again.is_err() || backend == sea_orm::DatabaseBackend::Sqlite,
+                "{call_id}: a second record refused"
+            );
         }
         assert_eq!(
             env.registry
@@ -248,21 +255,121 @@ db_test!(
                 .iter()
                 .map(|row| row.try_get::<String>("", "name").expect("name"))
                 .collect();
-            assert_eq!(names, ["ux_call_records_call_key"]);
-            let key = env
+            assert!(
+                names.is_empty(),
+                "the key tables index the calls: {names:?}"
+            );
+            // Since migration 11 the keys are in the key tables, the Twilio one as 16 bytes.
+            let keys = env
                 .db
-                .query_one_raw(Statement::from_string(
+                .query_all_raw(Statement::from_string(
                     backend,
-                    format!(
-                        "SELECT typeof(call_key) AS kind, length(call_key) AS size \
-                         FROM call_records WHERE carrier_call_id = '{sid}'"
-                    ),
+                    "SELECT typeof(call_key) AS kind, length(call_key) AS size \
+                     FROM call_keys ORDER BY kind",
                 ))
                 .await
-                .expect("key")
-                .expect("a row");
-            assert_eq!(key.try_get::<String>("", "kind").expect("kind"), "blob");
-            assert_eq!(key.try_get::<i64>("", "size").expect("size"), 16);
+                .expect("keys");
+            let keys: Vec<(String, i64)> = keys
+                .iter()
+                .map(|row| {
+                    (
+                        row.try_get("", "kind").expect("kind"),
+                        row.try_get("", "size").expect("size"),
+                    )
+                })
+                .collect();
+            assert_eq!(
+                keys,
+                [
+                    ("blob".to_owned(), 16),
+                    ("text".to_owned(), "twilio:CA1".len() as i64)
+                ]
+            );
+        }
+    }
+);
+
+/// The number of `call_id`'s records.
+async fn records_of(db: &sea_orm::DatabaseConnection, call_id: &str) -> i64 {
+    db.query_one_raw(Statement::from_string(
+        db.get_database_backend(),
+        format!("SELECT count(*) AS n FROM call_records WHERE carrier_call_id = '{call_id}'"),
+    ))
+    .await
+    .expect("count")
+    .expect("a row")
+    .try_get::<i64>("", "n")
+    .expect("n")
+}
+
+db_test!(
+    records_keep_their_identity_across_the_key_tables_both_ways,
+    |env| {
+        // Migration 11 moves SQLite's call-id index into two key tables (nothing changes on
+        // PostgreSQL); its `down` puts the unique index back. Records written on either side,
+        // merged or recent, are found by their status callbacks and never recorded twice.
+        let (org, _) = crate::twilio_org(&env.registry, "Acme").await;
+        let calls = ["CA0123456789abcdef0123456789abcdef", "CA1", "CA2"];
+        let update = |call_id: &str, status: &str| telephony_registry::CallUpdate {
+            org_id: org.clone(),
+            provider: telephony_carrier::Provider::Twilio,
+            carrier_call_id: call_id.to_owned(),
+            number: "+14155550101".into(),
+            direction: telephony_registry::Direction::Inbound,
+            status: status.to_owned(),
+            duration_secs: None,
+            ended_at: None,
+        };
+        let mut ids = Vec::new();
+        for (i, call_id) in calls.iter().enumerate() {
+            if i == 2 {
+                env.registry.merge_recent_call_keys().await.expect("merge");
+            }
+            let record = env
+                .registry
+                .record_call(update(call_id, "ringing"))
+                .await
+                .expect("a call recorded");
+            ids.push(record.id);
+        }
+        let sqlite = env.db.get_database_backend() == sea_orm::DatabaseBackend::Sqlite;
+        Migrator::down(&env.db, Some(1)).await.expect("down one");
+        for call_id in calls {
+            let again = insert_record(&env.db, &format!("again-{call_id}"), &org, call_id).await;
+            assert!(again.is_err(), "{call_id}: the unique index is back");
+        }
+        insert_record(&env.db, "written-between", &org, "CA3")
+            .await
+            .expect("a record written before the migration runs again");
+        Migrator::up(&env.db, None).await.expect("up again");
+        if sqlite {
+            assert_eq!(
+                env.registry.recent_call_keys().await.expect("recent"),
+                0,
+                "the migration fills the merged table"
+            );
+        }
+        ids.push("written-between".into());
+        for (call_id, id) in calls.iter().chain(&["CA3"]).zip(&ids) {
+            let record = env
+                .registry
+                .record_call(update(call_id, "completed"))
+                .await
+                .expect("status callback");
+            assert_eq!(&record.id, id, "{call_id}");
+            assert_eq!(record.status, "completed");
+            let _ = insert_record(&env.db, &format!("again-{call_id}"), &org, call_id).await;
+            assert_eq!(
+                records_of(&env.db, call_id).await,
+                1,
+                "{call_id} recorded once"
+            );
+        }
+        if sqlite {
+            assert_eq!(
+                env.registry.merge_recent_call_keys().await.expect("merge"),
+                0
+            );
         }
     }
 );
