@@ -12,7 +12,9 @@
 //! The inbound writer counts the keys left to merge after every [`CHECK_EVERY`] calls it wrote
 //! and merges at [`MERGE_AT`]. A merge is one write transaction, so instances sharing a file
 //! merge one after the other (the second finds little or nothing to move); when it happens
-//! changes only what a write costs, never what a read finds.
+//! changes only what a write costs, never what a read finds. Only the inbound writer merges:
+//! records written otherwise (status callbacks of calls the writer never saw, outbound calls)
+//! wait for its next merge, or for [`Registry::merge_recent_call_keys`](crate::Registry::merge_recent_call_keys).
 
 use std::time::Instant;
 

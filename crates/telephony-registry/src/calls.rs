@@ -163,12 +163,7 @@ impl Registry {
                 match insert {
                     Ok(row) => row,
                     // Another instance recorded the same call in between: update that row.
-                    // (On SQLite the insert of a known call is dropped by the key tables'
-                    // trigger, `tr_call_records_known`, rather than refused.)
-                    Err(error)
-                        if is_unique_violation(&error)
-                            || matches!(error, sea_orm::DbErr::RecordNotInserted) =>
-                    {
+                    Err(error) if recorded_already(&error) => {
                         let row = find()
                             .one(&self.db)
                             .await?
@@ -588,9 +583,70 @@ fn is_final_status(status: &str) -> bool {
     )
 }
 
+/// Whether an insert of a call record failed because the call is recorded already: refused by
+/// PostgreSQL's call-id index, or, on SQLite, dropped by the key tables' trigger
+/// (`tr_call_records_known`, which applies it to the existing record as the records' upsert),
+/// so that its `RETURNING` gives no row.
+fn recorded_already(error: &sea_orm::DbErr) -> bool {
+    is_unique_violation(error)
+        || matches!(
+            error,
+            sea_orm::DbErr::RecordNotInserted | sea_orm::DbErr::RecordNotFound(_)
+        )
+}
+
 pub(crate) fn is_unique_violation(error: &sea_orm::DbErr) -> bool {
     matches!(
         error.sql_err(),
         Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::{ActiveModelTrait, Database, EntityTrait, PaginatorTrait, Set};
+    use telephony_migrations::{Migrator, MigratorTrait};
+
+    use super::*;
+
+    /// A ringing inbound record of the Twilio call `call_id`, with the record id `id`.
+    fn record(id: &str, call_id: &str) -> call_record::ActiveModel {
+        let at = now();
+        call_record::ActiveModel {
+            id: Set(id.to_owned()),
+            org_id: Set("org".into()),
+            provider: Set("twilio".into()),
+            carrier_call_id: Set(call_id.to_owned()),
+            number: Set("+14155550101".into()),
+            direction: Set("inbound".into()),
+            status: Set("ringing".into()),
+            duration_secs: Set(None),
+            started_at: Set(at),
+            ended_at: Set(None),
+            updated_at: Set(at),
+            number_id: Set(None),
+            agent_id: Set(None),
+        }
+    }
+
+    /// `record_call` inserts a record for a call it did not find; if another writer recorded
+    /// the call in between, the insert's error must say so, and `record_call` updates that
+    /// record instead. On SQLite the insert is dropped by a trigger, not refused.
+    #[tokio::test]
+    async fn an_insert_of_a_call_recorded_meanwhile_is_known_as_such_on_sqlite() {
+        let db = Database::connect("sqlite::memory:").await.expect("SQLite");
+        Migrator::up(&db, None).await.expect("migrated");
+        let sid = "CA0123456789abcdef0123456789abcdef";
+        record("first", sid)
+            .insert(&db)
+            .await
+            .expect("the first record");
+        let again = record("second", sid).insert(&db).await;
+        let error = again.expect_err("a second record of the call");
+        assert!(recorded_already(&error), "{error:?}");
+        assert_eq!(
+            call_record::Entity::find().count(&db).await.expect("count"),
+            1
+        );
+    }
 }

@@ -93,7 +93,9 @@ impl Limits {
     /// SQLite: batches of up to 16,384 calls, 16,384 queued. SQLite writes every page a
     /// transaction changed to its log at the commit, and the checkpoint writes each back to
     /// the file; a call changes one page of the random call-id index of its own
-    /// (`ux_call_records_call_key`) unless another call of its batch shares that page. On a
+    /// (`ux_call_records_call_key` then; since migration 11 the key tables, whose recent one
+    /// stays small and is merged in key order: `call_keys`) unless another call of its batch
+    /// shares that page. On a
     /// large table (the index has thousands of pages) a batch of 2,048 calls changed almost a
     /// page a call. Under a load the writer cannot keep up with at that cost, the calls that
     /// queue while it writes make the next batch, so larger batches let it catch up: with up
