@@ -189,6 +189,20 @@ async fn insert_record(
     .await
 }
 
+/// The carrier's report of `org`'s inbound Twilio call `call_id` with `status`.
+fn status_callback(org: &str, call_id: &str, status: &str) -> telephony_registry::CallUpdate {
+    telephony_registry::CallUpdate {
+        org_id: org.to_owned(),
+        provider: telephony_carrier::Provider::Twilio,
+        carrier_call_id: call_id.to_owned(),
+        number: "+14155550101".into(),
+        direction: telephony_registry::Direction::Inbound,
+        status: status.to_owned(),
+        duration_secs: None,
+        ended_at: None,
+    }
+}
+
 db_test!(
     records_written_before_the_compact_call_key_keep_their_identity_after_it,
     |env| {
@@ -197,16 +211,7 @@ db_test!(
         // callbacks find them, and the index still refuses a second record of a call.
         let (org, _) = crate::twilio_org(&env.registry, "Acme").await;
         let sid = "CA0123456789abcdef0123456789abcdef";
-        let update = |call_id: &str, status: &str| telephony_registry::CallUpdate {
-            org_id: org.clone(),
-            provider: telephony_carrier::Provider::Twilio,
-            carrier_call_id: call_id.to_owned(),
-            number: "+14155550101".into(),
-            direction: telephony_registry::Direction::Inbound,
-            status: status.to_owned(),
-            duration_secs: None,
-            ended_at: None,
-        };
+        let update = |call_id: &str, status: &str| status_callback(&org, call_id, status);
         Migrator::down(&env.db, Some(2))
             .await
             .expect("down to migration 9");
@@ -310,16 +315,7 @@ db_test!(
         // merged or recent, are found by their status callbacks and never recorded twice.
         let (org, _) = crate::twilio_org(&env.registry, "Acme").await;
         let calls = ["CA0123456789abcdef0123456789abcdef", "CA1", "CA2"];
-        let update = |call_id: &str, status: &str| telephony_registry::CallUpdate {
-            org_id: org.clone(),
-            provider: telephony_carrier::Provider::Twilio,
-            carrier_call_id: call_id.to_owned(),
-            number: "+14155550101".into(),
-            direction: telephony_registry::Direction::Inbound,
-            status: status.to_owned(),
-            duration_secs: None,
-            ended_at: None,
-        };
+        let update = |call_id: &str, status: &str| status_callback(&org, call_id, status);
         let mut ids = Vec::new();
         for (i, call_id) in calls.iter().enumerate() {
             if i == 2 {
