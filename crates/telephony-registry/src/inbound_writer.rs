@@ -801,7 +801,8 @@ async fn run(
         }
         let written = batch.len();
         write(&context, batch).await;
-        // After the batch's answers are out, so no webhook waits for a merge.
+        // After the batch's answers are out: none of its calls waits for a merge, but a
+        // counted call queued meanwhile does (0.37 s over 1,500,000 records; see `call_keys`).
         unchecked += written;
         if sqlite && unchecked >= call_keys::CHECK_EVERY {
             unchecked = 0;
