@@ -177,6 +177,18 @@ fn record_by_call_id(backend: DbBackend, record: &str, provider: &str, call_id: 
     }
 }
 
+/// One row when some agent or number has a limit on concurrent calls, none otherwise: read
+/// from the two partial indexes of [`counted_now`] (no rows in most deployments).
+///
+/// The active calls' insert reads the batch through a `CROSS JOIN` after it. SQLite keeps the
+/// left side of a `CROSS JOIN` as the outer loop, so with no limit anywhere it does not read
+/// the batch at all: reading it (the batch's JSON, each call's columns extracted one by one)
+/// cost about a microsecond a call (docs/PERFORMANCE.md, session 30). (PostgreSQL runs this
+/// statement only for a batch that holds counted calls, so some limit exists.)
+const ANY_LIMIT: &str = "SELECT 1 AS limited \
+     WHERE EXISTS (SELECT 1 FROM agents WHERE max_concurrent_calls IS NOT NULL) \
+        OR EXISTS (SELECT 1 FROM numbers WHERE max_concurrent_calls IS NOT NULL)";
+
 /// The columns the records' insert writes, and the upsert that follows it: a record already
 /// there (the carrier reported the call first, or this is another delivery of the webhook)
 /// takes the new status unless a non-final one would replace a final one or `in-progress`,
@@ -234,9 +246,11 @@ fn statements(backend: DbBackend) -> Statements {
         active: format!(
             "INSERT INTO active_calls \
                  (provider, carrier_call_id, org_id, number_id, agent_id, started_at) \
-             SELECT provider, call_id, org_id, number_id, agent_id, {at} FROM ({rows}) AS v \
+             SELECT provider, call_id, org_id, number_id, agent_id, {at} \
+             FROM ({any_limit}) AS limits CROSS JOIN ({rows}) AS v \
              WHERE {counted} ORDER BY provider, call_id \
              ON CONFLICT DO NOTHING",
+            any_limit = ANY_LIMIT,
             counted = counted_now(backend, "v"),
         ),
         records: record_insert(backend, &records_source),
