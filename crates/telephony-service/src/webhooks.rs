@@ -99,16 +99,41 @@ pub(crate) type Param<'a> = (Cow<'a, str>, Cow<'a, str>);
 /// `form_urlencoded::parse` gives them (empty pairs skipped, `+` a space, a `%` not followed by
 /// two hex digits kept). Names and values that need no decoding borrow from the body; invalid
 /// UTF-8 is replaced, as a browser would.
+///
+/// A carrier's body is ASCII: it is checked as UTF-8 once, and its parts are then borrowed
+/// without a check of their own (`String::from_utf8_lossy` on each part was about a quarter
+/// of the form's parsing, docs/PERFORMANCE.md, session 30). A body that is not UTF-8 is read
+/// part by part, each part replaced as it needs.
 pub(crate) fn parse_form(body: &[u8]) -> Vec<Param<'_>> {
     let mut params = Vec::with_capacity(body.iter().filter(|b| **b == b'&').count() + 1);
-    for pair in body.split(|b| *b == b'&').filter(|pair| !pair.is_empty()) {
-        let (name, value) = match pair.iter().position(|b| *b == b'=') {
-            Some(at) => (&pair[..at], &pair[at + 1..]),
-            None => (pair, &pair[pair.len()..]),
-        };
-        params.push((decode_form_part(name), decode_form_part(value)));
+    match std::str::from_utf8(body) {
+        Ok(text) => {
+            for pair in text.split('&').filter(|pair| !pair.is_empty()) {
+                let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+                params.push((decode_form_text(name), decode_form_text(value)));
+            }
+        }
+        Err(_) => {
+            for pair in body.split(|b| *b == b'&').filter(|pair| !pair.is_empty()) {
+                let (name, value) = match pair.iter().position(|b| *b == b'=') {
+                    Some(at) => (&pair[..at], &pair[at + 1..]),
+                    None => (pair, &pair[pair.len()..]),
+                };
+                params.push((decode_form_part(name), decode_form_part(value)));
+            }
+        }
     }
     params
+}
+
+/// [`decode_form_part`] of a part already known to be UTF-8: borrowed unless it has a `+` or
+/// a `%`.
+fn decode_form_text(part: &str) -> Cow<'_, str> {
+    if part.bytes().any(|b| matches!(b, b'+' | b'%')) {
+        decode_form_part(part.as_bytes())
+    } else {
+        Cow::Borrowed(part)
+    }
 }
 
 /// One name or value of a form: `+` is a space, then percent-decoded. A part that needs it is
