@@ -169,7 +169,8 @@ stop_gateway() { # stop_gateway PID
 # in ROUNDS pairs, back to back, the order alternating: this machine's speed drifts by up to
 # 1.7x over seconds (a virtual machine on a shared host), so a ratio is only taken between
 # neighbouring runs. Writes the rounds, lowest ratio first, to $WORK/PREFIX-rounds.json as
-# {KEY_A: summary, KEY_B: summary, ratio}, RATIO being a jq expression of $a and $b.
+# {KEY_A: summary, KEY_B: summary, ratio, round}, RATIO being a jq expression of $a and $b and
+# round the round's place in the order run (1 first).
 paired_rounds() { # paired_rounds PREFIX KEY_A KEY_B RATIO LABEL
   local prefix=$1 key_a=$2 key_b=$3 ratio=$4 label=$5 round
   rm -f "$WORK/$prefix"-*.json
@@ -181,8 +182,8 @@ paired_rounds() { # paired_rounds PREFIX KEY_A KEY_B RATIO LABEL
       run_b "$round" >"$WORK/$prefix-b-$round.json"; run_a "$round" >"$WORK/$prefix-a-$round.json"
     fi
     jq -n --slurpfile a "$WORK/$prefix-a-$round.json" --slurpfile b "$WORK/$prefix-b-$round.json" \
-      --arg ka "$key_a" --arg kb "$key_b" \
-      "{(\$ka): \$a[0], (\$kb): \$b[0], ratio: ($ratio)}" >"$WORK/$prefix-round-$round.json"
+      --arg ka "$key_a" --arg kb "$key_b" --argjson round "$round" \
+      "{(\$ka): \$a[0], (\$kb): \$b[0], ratio: ($ratio), round: \$round}" >"$WORK/$prefix-round-$round.json"
   done
   jq -s 'sort_by(.ratio)' "$WORK/$prefix"-round-*.json >"$WORK/$prefix-rounds.json"
 }
