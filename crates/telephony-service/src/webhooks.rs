@@ -7,6 +7,7 @@
 //! a connection without what verification needs fails closed.
 
 use std::borrow::Cow;
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
@@ -106,44 +107,59 @@ pub(crate) type Param<'a> = (Cow<'a, str>, Cow<'a, str>);
 /// part by part, each part replaced as it needs.
 pub(crate) fn parse_form(body: &[u8]) -> Vec<Param<'_>> {
     let mut params = Vec::with_capacity(body.iter().filter(|b| **b == b'&').count() + 1);
-    match std::str::from_utf8(body) {
-        Ok(text) => {
-            for pair in text.split('&').filter(|pair| !pair.is_empty()) {
-                let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-                params.push((decode_form_text(name), decode_form_text(value)));
-            }
+    let text = std::str::from_utf8(body).ok();
+    // `&` and `=` are ASCII, so the byte ranges of the parts are also ranges of `text`.
+    let decode = |part: Range<usize>| match text.and_then(|text| text.get(part.clone())) {
+        Some(text) => decode_form_text(text),
+        None => decode_form_part(&body[part]),
+    };
+    let mut start = 0;
+    for pair in body.split(|b| *b == b'&') {
+        let range = start..start + pair.len();
+        start = range.end + 1;
+        if pair.is_empty() {
+            continue;
         }
-        Err(_) => {
-            for pair in body.split(|b| *b == b'&').filter(|pair| !pair.is_empty()) {
-                let (name, value) = match pair.iter().position(|b| *b == b'=') {
-                    Some(at) => (&pair[..at], &pair[at + 1..]),
-                    None => (pair, &pair[pair.len()..]),
-                };
-                params.push((decode_form_part(name), decode_form_part(value)));
-            }
-        }
+        let (name, value) = match pair.iter().position(|b| *b == b'=') {
+            Some(at) => (
+                range.start..range.start + at,
+                range.start + at + 1..range.end,
+            ),
+            None => (range.clone(), range.end..range.end),
+        };
+        params.push((decode(name), decode(value)));
     }
     params
 }
 
-/// [`decode_form_part`] of a part already known to be UTF-8: borrowed unless it has a `+` or
-/// a `%`.
+/// A part of a body known to be UTF-8: borrowed unless it has a `+` or a `%`.
 fn decode_form_text(part: &str) -> Cow<'_, str> {
-    if part.bytes().any(|b| matches!(b, b'+' | b'%')) {
-        decode_form_part(part.as_bytes())
+    if has_escapes(part.as_bytes()) {
+        Cow::Owned(decode_escaped(part.as_bytes()))
     } else {
         Cow::Borrowed(part)
     }
 }
 
-/// One name or value of a form: `+` is a space, then percent-decoded. A part that needs it is
-/// decoded into one buffer of its length (a webhook's phone numbers all start with `%2B`):
-/// `form_urlencoded` grows a buffer byte by byte, and its allocations were most of a webhook's
-/// form parsing (docs/PERFORMANCE.md, session 21).
+/// One name or value of a form whose body is not UTF-8: its invalid bytes replaced.
 fn decode_form_part(part: &[u8]) -> Cow<'_, str> {
-    if !part.iter().any(|b| matches!(b, b'+' | b'%')) {
-        return String::from_utf8_lossy(part);
+    if has_escapes(part) {
+        Cow::Owned(decode_escaped(part))
+    } else {
+        String::from_utf8_lossy(part)
     }
+}
+
+/// Whether a part of a form needs decoding.
+fn has_escapes(part: &[u8]) -> bool {
+    part.iter().any(|b| matches!(b, b'+' | b'%'))
+}
+
+/// One name or value of a form: `+` is a space, then percent-decoded, invalid UTF-8 replaced.
+/// It is decoded into one buffer of its length (a webhook's phone numbers all start with
+/// `%2B`): `form_urlencoded` grows a buffer byte by byte, and its allocations were most of a
+/// webhook's form parsing (docs/PERFORMANCE.md, session 21).
+fn decode_escaped(part: &[u8]) -> String {
     let mut decoded = Vec::with_capacity(part.len());
     // No escape spans a `+` (it is not a hex digit), so decoding the pieces between the `+`s
     // is decoding after replacing them.
@@ -154,8 +170,8 @@ fn decode_form_part(part: &[u8]) -> Cow<'_, str> {
         decoded.extend(percent_encoding::percent_decode(piece));
     }
     match String::from_utf8(decoded) {
-        Ok(text) => Cow::Owned(text),
-        Err(invalid) => Cow::Owned(String::from_utf8_lossy(invalid.as_bytes()).into_owned()),
+        Ok(text) => text,
+        Err(invalid) => String::from_utf8_lossy(invalid.as_bytes()).into_owned(),
     }
 }
 
