@@ -86,6 +86,18 @@ SELECT printf('00000000-0000-7000-8000-%012d', i), n.org_id, 'twilio',
        strftime('%Y-%m-%d %H:%M:%f+00:00', 'now', '-1 day'), n.id, n.agent_id
 FROM c, n;
 SQL
+    # Since migration 12 the registry writes a new record's key itself: the history's keys
+    # (canonical call ids and record ids), in key order, where no trigger wrote them.
+    keyed_by_trigger=$(python3 -c 'import sys, pysqlite3.dbapi2 as sqlite
+print(sqlite.connect(sys.argv[1]).execute(
+    "SELECT count(*) FROM sqlite_master WHERE name = ?", ("tr_call_records_key",)).fetchone()[0])' "$W/gw.db")
+    if db_sql <<<"SELECT 1 FROM call_keys LIMIT 0" 2>/dev/null && [ "$keyed_by_trigger" = 0 ]; then
+      db_sql <<SQL
+INSERT INTO call_keys (call_key, record)
+SELECT unhex(substr(carrier_call_id, 3)), unhex(id, '-') FROM call_records
+WHERE id LIKE '00000000-0000-7000-8000-%' ORDER BY 1;
+SQL
+    fi
     # The history's keys merged, as a gateway's writer merges them (every 131,072 calls),
     # where the call-id index is the two key tables of migration 11.
     if db_sql <<<"SELECT 1 FROM call_keys LIMIT 0" 2>/dev/null; then
