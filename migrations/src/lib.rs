@@ -2,10 +2,11 @@
 //! PostgreSQL (several gateway instances sharing one server).
 //!
 //! The schema is written once with sea-query's builder so the same migration runs on both
-//! back ends; two migrations are SQLite's alone (`m20261207_000010_sqlite_call_key`: call records
+//! back ends; three migrations are SQLite's alone (`m20261207_000010_sqlite_call_key`: call records
 //! unique by a compact key of their call id, [`sqlite_call_key`];
 //! `m20261207_000011_sqlite_recent_call_keys`: that key kept in two key tables, recent and
-//! merged, [`sqlite_record_ids_by_key`]). Every identifier column is
+//! merged, [`sqlite_record_ids_by_key`]; `m20261208_000012_sqlite_keys_without_insert_triggers`:
+//! a new record's key written by the registry, not by a trigger). Every identifier column is
 //! text (UUIDs rendered as strings) and every JSON column is text holding serialized JSON, so
 //! nothing depends on a back end's native UUID or JSON type.
 //!
@@ -26,6 +27,7 @@ mod m20261204_000008_call_routing;
 mod m20261205_000009_limit_indexes;
 mod m20261207_000010_sqlite_call_key;
 mod m20261207_000011_sqlite_recent_call_keys;
+mod m20261208_000012_sqlite_keys_without_insert_triggers;
 
 pub use m20261207_000010_sqlite_call_key::sqlite_call_key;
 pub use m20261207_000011_sqlite_recent_call_keys::{
@@ -52,6 +54,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000009_limit_indexes::Migration),
             Box::new(m20261207_000010_sqlite_call_key::Migration),
             Box::new(m20261207_000011_sqlite_recent_call_keys::Migration),
+            Box::new(m20261208_000012_sqlite_keys_without_insert_triggers::Migration),
         ]
     }
 }

@@ -30,6 +30,9 @@
 //!   record otherwise.
 //! - `tr_call_records_forget` (after a delete): the record's key goes with it.
 //!
+//! (Migration 12 drops the two triggers of inserts: the registry writes a new record's key
+//! itself, with the record.)
+//!
 //! PostgreSQL, which logs row changes rather than pages, keeps its index on (`provider`,
 //! `carrier_call_id`): this migration does nothing there.
 
@@ -105,7 +108,8 @@ pub fn sqlite_record_ids_by_key(key: &str) -> String {
 }
 
 /// The statements of [`Migration::up`] after the key tables are made, as text (the triggers).
-fn triggers() -> Vec<String> {
+/// Migration 12 drops the first two (the inserts') and makes them again on its way down.
+pub(crate) fn triggers() -> Vec<String> {
     let new_key = sqlite_call_key_fast("NEW.provider", "NEW.carrier_call_id");
     let old_key = sqlite_call_key_fast("OLD.provider", "OLD.carrier_call_id");
     let known = |key: &str| {
@@ -176,7 +180,7 @@ fn triggers() -> Vec<String> {
     ]
 }
 
-const TRIGGERS: [&str; 5] = [
+pub(crate) const TRIGGERS: [&str; 5] = [
     "tr_call_records_known",
     "tr_call_records_key",
     "tr_call_records_rekey_check",

@@ -10,6 +10,7 @@ use sea_orm::{
 };
 use telephony_carrier::Provider;
 
+use crate::call_keys;
 use crate::entity::{active_call, audit, call_record, idempotency, number};
 use crate::error::{RegistryError, Result};
 use crate::forwarding::forwarded_call;
@@ -143,8 +144,9 @@ impl Registry {
         let record = match find().one(&self.db).await? {
             Some(row) => self.update_call_row(row, &update, duration).await?,
             None => {
+                let id = new_id();
                 let insert = call_record::ActiveModel {
-                    id: Set(new_id()),
+                    id: Set(id.clone()),
                     org_id: Set(update.org_id.clone()),
                     provider: Set(update.provider.as_str().to_owned()),
                     carrier_call_id: Set(update.carrier_call_id.clone()),
@@ -157,20 +159,16 @@ impl Registry {
                     updated_at: Set(at),
                     number_id: Set(None),
                     agent_id: Set(None),
-                }
-                .insert(&self.db)
-                .await;
-                match insert {
-                    Ok(row) => row,
+                };
+                match self.insert_call_record(insert, &update, &id).await? {
+                    Some(row) => row,
                     // Another instance recorded the same call in between: update that row.
-                    Err(error) if recorded_already(&error) => {
-                        let row = find()
-                            .one(&self.db)
-                            .await?
-                            .ok_or(RegistryError::Database(error))?;
+                    None => {
+                        let row = find().one(&self.db).await?.ok_or_else(|| {
+                            RegistryError::Conflict("the call's record vanished".into())
+                        })?;
                         self.update_call_row(row, &update, duration).await?
                     }
-                    Err(error) => return Err(error.into()),
                 }
             }
         };
@@ -181,6 +179,30 @@ impl Registry {
             .exec(&self.db)
             .await?;
         Ok(record_from_row(record))
+    }
+
+    /// Inserts the record `row` (id `id`) of the call of `update`, with its call key on SQLite
+    /// ([`call_keys::insert_key`]), in one transaction; `None`, writing nothing, when the call
+    /// is recorded already (another instance recorded it since it was looked for).
+    async fn insert_call_record(
+        &self,
+        row: call_record::ActiveModel,
+        update: &CallUpdate,
+        id: &str,
+    ) -> Result<Option<call_record::Model>> {
+        let txn = self.db.begin().await?;
+        let provider = update.provider.as_str();
+        if !call_keys::insert_key(&txn, provider, &update.carrier_call_id, id).await? {
+            return Ok(None);
+        }
+        match row.insert(&txn).await {
+            Ok(row) => {
+                txn.commit().await?;
+                Ok(Some(row))
+            }
+            Err(error) if is_unique_violation(&error) => Ok(None),
+            Err(error) => Err(error.into()),
+        }
     }
 
     async fn update_call_row(
@@ -583,70 +605,9 @@ fn is_final_status(status: &str) -> bool {
     )
 }
 
-/// Whether an insert of a call record failed because the call is recorded already: refused by
-/// PostgreSQL's call-id index, or, on SQLite, dropped by the key tables' trigger
-/// (`tr_call_records_known`, which applies it to the existing record as the records' upsert),
-/// so that its `RETURNING` gives no row.
-fn recorded_already(error: &sea_orm::DbErr) -> bool {
-    is_unique_violation(error)
-        || matches!(
-            error,
-            sea_orm::DbErr::RecordNotInserted | sea_orm::DbErr::RecordNotFound(_)
-        )
-}
-
 pub(crate) fn is_unique_violation(error: &sea_orm::DbErr) -> bool {
     matches!(
         error.sql_err(),
         Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use sea_orm::{ActiveModelTrait, Database, EntityTrait, PaginatorTrait, Set};
-    use telephony_migrations::{Migrator, MigratorTrait};
-
-    use super::*;
-
-    /// A ringing inbound record of the Twilio call `call_id`, with the record id `id`.
-    fn record(id: &str, call_id: &str) -> call_record::ActiveModel {
-        let at = now();
-        call_record::ActiveModel {
-            id: Set(id.to_owned()),
-            org_id: Set("org".into()),
-            provider: Set("twilio".into()),
-            carrier_call_id: Set(call_id.to_owned()),
-            number: Set("+14155550101".into()),
-            direction: Set("inbound".into()),
-            status: Set("ringing".into()),
-            duration_secs: Set(None),
-            started_at: Set(at),
-            ended_at: Set(None),
-            updated_at: Set(at),
-            number_id: Set(None),
-            agent_id: Set(None),
-        }
-    }
-
-    /// `record_call` inserts a record for a call it did not find; if another writer recorded
-    /// the call in between, the insert's error must say so, and `record_call` updates that
-    /// record instead. On SQLite the insert is dropped by a trigger, not refused.
-    #[tokio::test]
-    async fn an_insert_of_a_call_recorded_meanwhile_is_known_as_such_on_sqlite() {
-        let db = Database::connect("sqlite::memory:").await.expect("SQLite");
-        Migrator::up(&db, None).await.expect("migrated");
-        let sid = "CA0123456789abcdef0123456789abcdef";
-        record("first", sid)
-            .insert(&db)
-            .await
-            .expect("the first record");
-        let again = record("second", sid).insert(&db).await;
-        let error = again.expect_err("a second record of the call");
-        assert!(recorded_already(&error), "{error:?}");
-        assert_eq!(
-            call_record::Entity::find().count(&db).await.expect("count"),
-            1
-        );
-    }
 }

@@ -23,10 +23,14 @@ use sea_orm::sqlx::{self, Row as _};
 use sea_orm::{ConnectionTrait, DbBackend, Statement, Value};
 use serde::Serialize;
 
+use crate::call_keys;
 use crate::error::{RegistryError, Result};
 use crate::inbound_writer::{CALL_RECORD_ANSWERED, CALL_RECORD_FINAL, PendingCall};
 
 /// One call of a batch, serialized as a JSON array in this order (the column names below).
+/// The last two fields are SQLite's: the call's key digits ([`call_keys::key_digits`]) and
+/// whether its record id is a UUID ([`call_keys::is_uuid`]), from which the key tables' key and
+/// reference are made.
 #[derive(Debug, Serialize)]
 pub(crate) struct Row<'a>(
     &'a str,
@@ -39,10 +43,12 @@ pub(crate) struct Row<'a>(
     Option<&'a str>,
     Option<&'a str>,
     &'a str,
+    Option<&'a str>,
+    bool,
 );
 
 /// The names [`Row`]'s fields take in SQL, in order.
-const COLUMNS: [&str; 10] = [
+const COLUMNS: [&str; 12] = [
     "provider",
     "call_id",
     "org_id",
@@ -53,7 +59,12 @@ const COLUMNS: [&str; 10] = [
     "business",
     "registration",
     "record_id",
+    "key_hex",
+    "uuid",
 ];
+
+/// How many of [`COLUMNS`] PostgreSQL reads (it has no key tables).
+const POSTGRES_COLUMNS: usize = 10;
 
 impl<'a> Row<'a> {
     /// The row of `call`, whose record gets the id `record_id`.
@@ -73,6 +84,8 @@ impl<'a> Row<'a> {
             business,
             registration,
             record_id,
+            call_keys::key_digits(call.provider.as_str(), call.carrier_call_id()),
+            call_keys::is_uuid(record_id),
         )
     }
 }
@@ -114,7 +127,11 @@ fn rows_source(backend: DbBackend, i: usize) -> String {
         DbBackend::Postgres => ("r", format!("jsonb_array_elements(${i}::jsonb) AS r")),
         _ => ("value", format!("jsonb_each(?{i})")),
     };
-    let columns: Vec<String> = COLUMNS
+    let read = match backend {
+        DbBackend::Postgres => POSTGRES_COLUMNS,
+        _ => COLUMNS.len(),
+    };
+    let columns: Vec<String> = COLUMNS[..read]
         .iter()
         .enumerate()
         .map(|(k, name)| format!("{element}->>{k} AS {name}"))
@@ -196,18 +213,14 @@ const ANY_LIMIT: &str = "SELECT 1 AS limited \
 /// left alone.
 ///
 /// On SQLite the statement is the plain insert: the call-id index there is two key tables,
-/// not a unique index `ON CONFLICT` could name, and the trigger that keeps them
-/// (`tr_call_records_known`, migration 11) applies the same update to an insert of a call
-/// already recorded, row by row.
+/// not a unique index `ON CONFLICT` could name. The batch's keys go in first
+/// ([`call_keys::insert_keys`]), and a call whose key was there already is applied to its
+/// record by [`sqlite_known_update`] instead ([`write_sqlite_records`]).
 fn record_insert(backend: DbBackend, source: &str) -> String {
     if backend == DbBackend::Sqlite {
         return record_plain_insert(source);
     }
-    let newer = format!(
-        "(excluded.status IN ({finals}) OR call_records.status NOT IN ({answered}))",
-        finals = quoted(&CALL_RECORD_FINAL),
-        answered = quoted(&CALL_RECORD_ANSWERED),
-    );
+    let newer = newer("excluded.status");
     format!(
         "{insert} \
          ON CONFLICT (provider, carrier_call_id) DO UPDATE \
@@ -223,6 +236,49 @@ fn record_insert(backend: DbBackend, source: &str) -> String {
     )
 }
 
+/// The condition that the status `status` (an SQL expression) replaces the status of the
+/// record `call_records`: it is final, or the record's is neither final nor `in-progress`.
+fn newer(status: &str) -> String {
+    format!(
+        "({status} IN ({finals}) OR call_records.status NOT IN ({answered}))",
+        finals = quoted(&CALL_RECORD_FINAL),
+        answered = quoted(&CALL_RECORD_ANSWERED),
+    )
+}
+
+/// SQLite's upsert of the calls of the batch (bound as parameter 2, `at` as 1) recorded
+/// before it: each such record takes the call's status unless a non-final one would replace a
+/// final one or `in-progress`, and learns the number and agent if it did not know them, as
+/// PostgreSQL's upsert ([`record_insert`]) does; another organization's record is left alone.
+/// A call is recorded before when its key is in a key table for another record than the one
+/// the batch made for it.
+fn sqlite_known_update(rows: &str) -> String {
+    let key = call_keys::key_sql("v.provider", "v.call_id", "v.key_hex");
+    let newer = newer("u.status");
+    // `found` is materialized: each call's key is looked up once, not once for each use of
+    // `record` in the id's expression.
+    format!(
+        "WITH found AS MATERIALIZED \
+           (SELECT v.org_id, v.status, v.number_id, v.agent_id, {reference} AS made, \
+                   COALESCE((SELECT record FROM call_keys_recent WHERE call_key = {key}), \
+                            (SELECT record FROM call_keys WHERE call_key = {key})) AS record \
+            FROM ({rows}) AS v), \
+         u AS (SELECT {existing} AS id, org_id, status, number_id, agent_id FROM found \
+               WHERE record IS NOT made) \
+         UPDATE call_records \
+         SET status = CASE WHEN {newer} THEN u.status ELSE call_records.status END, \
+             updated_at = CASE WHEN {newer} THEN ?1 ELSE call_records.updated_at END, \
+             number_id = COALESCE(call_records.number_id, u.number_id), \
+             agent_id = COALESCE(call_records.agent_id, u.agent_id) \
+         FROM u \
+         WHERE call_records.id = u.id AND call_records.org_id = u.org_id \
+           AND ({newer} OR call_records.number_id IS NULL \
+                OR (call_records.agent_id IS NULL AND u.agent_id IS NOT NULL))",
+        reference = call_keys::ref_sql("v.record_id", "v.uuid"),
+        existing = telephony_migrations::sqlite_record_id("record"),
+    )
+}
+
 /// The statements of a batch inside a transaction (SQLite, or a PostgreSQL batch that holds
 /// counted calls). The three inserts run in this order, active calls, records, forwarded calls,
 /// each binding `at` as parameter 1 and the batch as parameter 2; `touch_numbers` binds `at`,
@@ -232,6 +288,12 @@ struct Statements {
     records: String,
     forwarded: String,
     touch_numbers: String,
+    /// SQLite's: the batch's keys ([`call_keys::insert_keys`]), the insert of the records of
+    /// the calls whose keys went in (all of them: `records`, or only some), and the upsert of
+    /// the others ([`sqlite_known_update`]).
+    keys: String,
+    new_records: String,
+    known: String,
 }
 
 fn statements(backend: DbBackend) -> Statements {
@@ -262,6 +324,17 @@ fn statements(backend: DbBackend) -> Statements {
              FROM ({rows}) AS v WHERE business IS NOT NULL ORDER BY provider, call_id \
              ON CONFLICT DO NOTHING"
         ),
+        keys: call_keys::insert_keys(&rows),
+        new_records: record_plain_insert(&format!(
+            "SELECT record_id, org_id, provider, call_id, e164, 'inbound', status, {at}, {at}, \
+                    number_id, agent_id \
+             FROM ({rows}) AS v \
+             WHERE EXISTS (SELECT 1 FROM call_keys_recent \
+                           WHERE call_key = {key} AND record = {reference})",
+            key = call_keys::key_sql("v.provider", "v.call_id", "v.key_hex"),
+            reference = call_keys::ref_sql("v.record_id", "v.uuid"),
+        )),
+        known: sqlite_known_update(&rows),
         touch_numbers: match backend {
             DbBackend::Postgres => "UPDATE numbers SET last_call_at = $1 \
                  WHERE id IN (SELECT jsonb_array_elements_text($3::jsonb)) \
@@ -326,9 +399,41 @@ pub(crate) async fn write_uncounted<C: ConnectionTrait>(
         Statement::from_sql_and_values(backend, text, [at.into(), Value::from(json.clone())])
     };
     txn.execute_raw(run(&sql.active)).await?;
-    txn.execute_raw(run(&sql.records)).await?;
+    if backend == DbBackend::Sqlite {
+        write_sqlite_records(txn, rows.len(), &json, at).await?;
+    } else {
+        txn.execute_raw(run(&sql.records)).await?;
+    }
     if rows.iter().any(|row| row.7.is_some()) {
         txn.execute_raw(run(&sql.forwarded)).await?;
+    }
+    Ok(())
+}
+
+/// SQLite's records of the `count` calls of the batch `json` (distinct calls), inside the
+/// caller's transaction: their keys go into the key tables first, in key order, and the calls
+/// whose keys went in are inserted, all of them in one plain insert when every key went in
+/// (almost every batch); the calls recorded before are applied to their records.
+async fn write_sqlite_records<C: ConnectionTrait>(
+    txn: &C,
+    count: usize,
+    json: &str,
+    at: DateTime<Utc>,
+) -> Result<()> {
+    let sql = &*SQLITE;
+    let run = |text: &'static str| {
+        Statement::from_sql_and_values(
+            DbBackend::Sqlite,
+            text,
+            [at.into(), Value::from(json.to_owned())],
+        )
+    };
+    let keyed = txn.execute_raw(run(&sql.keys)).await?.rows_affected();
+    if usize::try_from(keyed).is_ok_and(|keyed| keyed == count) {
+        txn.execute_raw(run(&sql.records)).await?;
+    } else {
+        txn.execute_raw(run(&sql.new_records)).await?;
+        txn.execute_raw(run(&sql.known)).await?;
     }
     Ok(())
 }
@@ -347,7 +452,11 @@ pub(crate) async fn write_record<C: ConnectionTrait>(
     let run = |text: &'static str| {
         Statement::from_sql_and_values(backend, text, [at.into(), Value::from(json.clone())])
     };
-    txn.execute_raw(run(&sql.records)).await?;
+    if backend == DbBackend::Sqlite {
+        write_sqlite_records(txn, 1, &json, at).await?;
+    } else {
+        txn.execute_raw(run(&sql.records)).await?;
+    }
     if forwarded {
         txn.execute_raw(run(&sql.forwarded)).await?;
     }
@@ -728,6 +837,8 @@ mod tests {
             None,
             None,
             "rec-1",
+            call_keys::key_digits("twilio", call_id),
+            false,
         )
     }
 
@@ -768,6 +879,48 @@ mod tests {
 
     fn at() -> DateTime<Utc> {
         DateTime::from_timestamp(1_765_000_000, 123_456_789).expect("a time")
+    }
+
+    /// SQLite's statements of a batch's records look each call up by its key (the key tables'
+    /// and the records' primary keys): none reads a whole table, whose size grows with every
+    /// call answered.
+    #[tokio::test]
+    async fn sqlites_batch_statements_find_calls_by_their_keys() {
+        use sea_orm::Database;
+        use telephony_migrations::{Migrator, MigratorTrait};
+        let db = Database::connect("sqlite::memory:").await.expect("SQLite");
+        Migrator::up(&db, None).await.expect("migrated");
+        let sql = statements_for(DbBackend::Sqlite);
+        for (name, text) in [
+            ("keys", &sql.keys),
+            ("records", &sql.records),
+            ("new_records", &sql.new_records),
+            ("known", &sql.known),
+        ] {
+            let plan = db
+                .query_all_raw(Statement::from_string(
+                    DbBackend::Sqlite,
+                    format!("EXPLAIN QUERY PLAN {text}"),
+                ))
+                .await
+                .expect("a plan");
+            let steps: Vec<String> = plan
+                .iter()
+                .map(|row| row.try_get::<String>("", "detail").expect("detail"))
+                .collect();
+            for step in &steps {
+                let scanned = step
+                    .strip_prefix("SCAN ")
+                    .map(|table| table.split_whitespace().next().unwrap_or(""));
+                assert!(
+                    !matches!(
+                        scanned,
+                        Some("call_keys" | "call_keys_recent" | "call_records")
+                    ),
+                    "{name} reads a whole table: {steps:#?}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -15,7 +15,7 @@
 //! | `agents` | where calls go (media stream URL or SIP URI), fallback number, concurrency limit |
 //! | `audit_log` | every carrier call made for an organization: when, action, number, whether it changed the account, outcome code; never a secret or a carrier message |
 //! | `call_records` | calls by (provider, carrier call id): direction, status, duration, times; for an inbound call, the number it called and the agent it was connected to |
-//! | `call_keys_recent`, `call_keys` | SQLite only: the call-id index of `call_records`, from a compact key of the call id to the record, recent calls and merged ones (see migration 11 and [`Registry::merge_recent_call_keys`]); filled by triggers |
+//! | `call_keys_recent`, `call_keys` | SQLite only: the call-id index of `call_records`, from a compact key of the call id to the record, recent calls and merged ones (see migrations 11 and 12, and [`Registry::merge_recent_call_keys`]); written by the registry with each new record, moved or dropped by triggers when a record's call id changes or it is deleted |
 //! | `operations` | workflows in flight (see below) |
 //! | `webhook_idempotency` | the first answer to a webhook, by (provider, key), insert-if-absent |
 //! | `active_calls` | calls in progress counted for admission control: those a limit applied to (on their number or agent) when they were written or when the limit was set, and outbound calls |

@@ -22,6 +22,7 @@ use telephony_carrier::{
     CallTarget, Carrier, CarrierError, E164, OutboundCall, Provider, Recording,
 };
 
+use crate::call_keys;
 use crate::calls::record_from_row;
 use crate::entity::{call_record, connection, idempotency, number};
 use crate::error::{RegistryError, Result};
@@ -247,11 +248,18 @@ impl Registry {
         let id = new_id();
         let at = now();
         let txn = self.db.begin().await?;
+        let pending = format!("{PENDING_PREFIX}{id}");
+        // A new id's key: nothing else holds it.
+        if !call_keys::insert_key(&txn, provider.as_str(), &pending, &id).await? {
+            return Err(RegistryError::Conflict(
+                "the new call's pending id is taken".into(),
+            ));
+        }
         call_record::ActiveModel {
             id: Set(id.clone()),
             org_id: Set(org_id.to_owned()),
             provider: Set(provider.as_str().to_owned()),
-            carrier_call_id: Set(format!("{PENDING_PREFIX}{id}")),
+            carrier_call_id: Set(pending),
             number: Set(number.e164.clone()),
             direction: Set(Direction::Outbound.as_str().to_owned()),
             status: Set("initiating".to_owned()),

@@ -373,7 +373,28 @@ impl Env {
             .expect("number in emulator")
     }
 
+    /// Ends the test. On SQLite it first checks the call-id index that the registry keeps with
+    /// every write of a call record (migrations 11 and 12): each record is found by its call
+    /// key, and there is one key a record, whatever the test wrote.
     pub async fn finish(self) {
+        if self.db.get_database_backend() == sea_orm::DatabaseBackend::Sqlite {
+            self.registry.settle_inbound_calls().await;
+            // A test of a failing database may have closed it.
+            let (records, keys, found) = match sqlite_call_index(&self.db).await {
+                Ok(counts) => counts,
+                Err(sea_orm::DbErr::ConnectionAcquire(_)) => return self.close().await,
+                Err(error) => panic!("the call index: {error}"),
+            };
+            assert_eq!(
+                (keys, found),
+                (records, records),
+                "SQLite's call keys: one for each of the {records} records, each finding its record"
+            );
+        }
+        self.close().await;
+    }
+
+    async fn close(self) {
         let Self {
             registry,
             db,
@@ -386,6 +407,30 @@ impl Env {
         emulator.shutdown().await;
         drop(pg_drop);
     }
+}
+
+/// On SQLite, how many call records there are, how many keys the two key tables hold, and how
+/// many records their own call key finds.
+pub async fn sqlite_call_index(
+    db: &sea_orm::DatabaseConnection,
+) -> Result<(i64, i64, i64), sea_orm::DbErr> {
+    let found = telephony_migrations::sqlite_record_ids_by_key(
+        &telephony_migrations::sqlite_call_key_fast("r.provider", "r.carrier_call_id"),
+    );
+    let row = db
+        .query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DatabaseBackend::Sqlite,
+            format!(
+                "SELECT (SELECT count(*) FROM call_records) AS records, \
+                        (SELECT count(*) FROM call_keys_recent) \
+                          + (SELECT count(*) FROM call_keys) AS keys, \
+                        (SELECT count(*) FROM call_records r WHERE r.id IN {found}) AS found"
+            ),
+        ))
+        .await?
+        .expect("a row");
+    let count = |column: &str| row.try_get::<i64>("", column).expect(column);
+    Ok((count("records"), count("keys"), count("found")))
 }
 
 /// A test's own PostgreSQL database, dropped when the test ends, passed or panicked.

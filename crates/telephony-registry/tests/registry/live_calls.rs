@@ -117,6 +117,34 @@ db_test!(a_failing_carrier_leaves_no_call_and_no_record, |env| {
 });
 
 db_test!(
+    a_placement_the_carrier_answered_unreadably_keeps_its_record_as_unknown,
+    |env| {
+        // The carrier may have placed the call: its record stays, with the pending call id it
+        // was given (found by it like any other: the harness checks its key on SQLite).
+        let (org, number_id) = caller(&env.registry, "Acme").await;
+        env.fault(
+            "POST",
+            &format!("/2010-04-01/Accounts/{TWILIO_SID}/Calls.json"),
+            200,
+            1,
+        );
+        let error = env
+            .registry
+            .place_outbound_call(&org, &call_to(&number_id, "+15005550006"))
+            .await
+            .expect_err("an answer that is not a call");
+        assert_eq!(error.code(), "carrier_unavailable", "{error}");
+        let calls = env.registry.list_calls(&org, 10).await.expect("list");
+        assert_eq!(calls.len(), 1, "{calls:?}");
+        assert_eq!(calls[0].status, "unknown");
+        assert!(
+            calls[0].carrier_call_id.starts_with("pending:"),
+            "{calls:?}"
+        );
+    }
+);
+
+db_test!(
     actions_on_a_call_the_carrier_ended_answer_call_not_active,
     |env| {
         let (org, number_id) = caller(&env.registry, "Acme").await;
