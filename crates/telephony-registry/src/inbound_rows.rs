@@ -288,15 +288,22 @@ struct Statements {
     records: String,
     forwarded: String,
     touch_numbers: String,
-    /// SQLite's: the batch's keys ([`call_keys::insert_keys`]), the insert of the records of
-    /// the calls whose keys went in (all of them: `records`, or only some), and the upsert of
-    /// the others ([`sqlite_known_update`]).
+    /// SQLite's (empty on PostgreSQL): the batch's keys ([`call_keys::insert_keys`]), the
+    /// insert of the records of the calls whose keys went in (all of them: `records`, or only
+    /// some), and the upsert of the others ([`sqlite_known_update`]).
     keys: String,
     new_records: String,
     known: String,
 }
 
 fn statements(backend: DbBackend) -> Statements {
+    let sqlite_only = |text: String| {
+        if backend == DbBackend::Sqlite {
+            text
+        } else {
+            String::new()
+        }
+    };
     let at = param(backend, 1);
     let rows = rows_source(backend, 2);
     let records_source = format!(
@@ -324,8 +331,8 @@ fn statements(backend: DbBackend) -> Statements {
              FROM ({rows}) AS v WHERE business IS NOT NULL ORDER BY provider, call_id \
              ON CONFLICT DO NOTHING"
         ),
-        keys: call_keys::insert_keys(&rows),
-        new_records: record_plain_insert(&format!(
+        keys: sqlite_only(call_keys::insert_keys(&rows)),
+        new_records: sqlite_only(record_plain_insert(&format!(
             "SELECT record_id, org_id, provider, call_id, e164, 'inbound', status, {at}, {at}, \
                     number_id, agent_id \
              FROM ({rows}) AS v \
@@ -333,8 +340,8 @@ fn statements(backend: DbBackend) -> Statements {
                            WHERE call_key = {key} AND record = {reference})",
             key = call_keys::key_sql("v.provider", "v.call_id", "v.key_hex"),
             reference = call_keys::ref_sql("v.record_id", "v.uuid"),
-        )),
-        known: sqlite_known_update(&rows),
+        ))),
+        known: sqlite_only(sqlite_known_update(&rows)),
         touch_numbers: match backend {
             DbBackend::Postgres => "UPDATE numbers SET last_call_at = $1 \
                  WHERE id IN (SELECT jsonb_array_elements_text($3::jsonb)) \
